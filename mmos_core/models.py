@@ -1,0 +1,358 @@
+"""Typed SQLAlchemy 2.0 models of seeds 000/001 (sources, batches, fragments, queue, performance).
+
+The schema itself is created only by Alembic (`migrations/versions/`); these classes describe it
+for queries. Column names follow seed 000 so its SQL runs as written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    FetchedValue,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+EMBEDDING_DIM = 384
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every workbench table."""
+
+    type_annotation_map = {dict[str, Any]: JSONB}
+
+
+def _now() -> Any:
+    return func.now()
+
+
+class Source(Base):
+    """A source document (interview, podcast, book …) with its full normalised text."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_code: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(500))
+    person: Mapped[str | None] = mapped_column(String(200))
+    source_type: Mapped[str] = mapped_column(String(32))
+    quality: Mapped[str] = mapped_column(String(16))
+    extraction_priority: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str | None] = mapped_column(Text)
+    source_date: Mapped[dt.date | None]
+    content_format: Mapped[str] = mapped_column(String(16))  # text, markdown, srt, vtt, pasted
+    original_filename: Mapped[str | None] = mapped_column(String(500))
+    content: Mapped[str] = mapped_column(Text)
+    content_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    char_count: Mapped[int] = mapped_column(Integer)
+    word_count: Mapped[int] = mapped_column(Integer)
+    # Transcript cues: list of [char_start, char_end, "HH:MM:SS.mmm", "HH:MM:SS.mmm", speaker|null].
+    cues: Mapped[list[Any] | None] = mapped_column(JSONB)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    chunks: Mapped[list[SourceChunk]] = relationship(back_populates="source", order_by="SourceChunk.chunk_index")
+
+    __table_args__ = (
+        CheckConstraint(
+            "source_type IN ('interview','podcast','speech','letter','book','article','social_media')",
+            name="ck_sources_type",
+        ),
+        CheckConstraint("quality IN ('primary','secondary','tertiary')", name="ck_sources_quality"),
+        CheckConstraint(
+            "extraction_priority IN ('CRITICAL','VERY_HIGH','HIGH','MEDIUM','LOW')", name="ck_sources_priority"
+        ),
+    )
+
+
+class SourceChunk(Base):
+    """A span of a source's text sent to the model in one call; text is `content[char_start:char_end]`."""
+
+    __tablename__ = "source_chunks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    chunk_index: Mapped[int] = mapped_column(Integer)
+    char_start: Mapped[int] = mapped_column(Integer)
+    char_end: Mapped[int] = mapped_column(Integer)
+    location_label: Mapped[str] = mapped_column(String(200))
+
+    source: Mapped[Source] = relationship(back_populates="chunks")
+
+    __table_args__ = (UniqueConstraint("source_id", "chunk_index", name="uq_source_chunks_index"),)
+
+
+class ProcessingBatch(Base):
+    """One run of one model over one or more sources (seed 000 `processing_batches`)."""
+
+    __tablename__ = "processing_batches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_code: Mapped[str] = mapped_column(String(64), unique=True)
+    model_provider: Mapped[str] = mapped_column(String(64))
+    model_name: Mapped[str] = mapped_column(String(200))
+    temperature: Mapped[float] = mapped_column(Numeric(3, 2), default=0)
+    processor_name: Mapped[str | None] = mapped_column(String(200))
+    prompt_version: Mapped[str] = mapped_column(String(32))
+    batch_status: Mapped[str] = mapped_column(String(16), default="pending")
+    total_sources: Mapped[int] = mapped_column(Integer, default=1)
+    chunks_total: Mapped[int] = mapped_column(Integer, default=0)
+    chunks_done: Mapped[int] = mapped_column(Integer, default=0)
+    total_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    estimated_cost_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6), default=0)
+    # Prices used for cost_usd, frozen when the batch was created: {"input_cost_per_token", ...}.
+    price_snapshot: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    malformed_responses: Mapped[int] = mapped_column(Integer, default=0)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    processing_duration_seconds: Mapped[float | None] = mapped_column(Numeric(12, 3))
+    processing_duration_minutes: Mapped[float | None] = mapped_column(
+        Numeric(12, 3), Computed("processing_duration_seconds / 60.0", persisted=True)
+    )
+
+    __table_args__ = (
+        CheckConstraint(
+            "batch_status IN ('pending','processing','completed','failed')", name="ck_batches_status"
+        ),
+    )
+
+
+class SourceProcessing(Base):
+    """Link between a source and a batch that processed it (seed 000 `source_processing`)."""
+
+    __tablename__ = "source_processing"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    batch_id: Mapped[int] = mapped_column(ForeignKey("processing_batches.id", ondelete="CASCADE"))
+    processing_status: Mapped[str] = mapped_column(String(16), default="pending")
+    fragments_extracted: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("source_id", "batch_id", name="uq_source_processing"),)
+
+
+class ExtractionCall(Base):
+    """One LLM call on one chunk: usage, cost, outcome and the raw answer (staged until the batch completes).
+
+    Fragments are written only when the whole batch completes; until then the parsed answers live
+    here, so a job killed half-way leaves no fragments and its retry resumes from the last call.
+    """
+
+    __tablename__ = "extraction_calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("processing_batches.id", ondelete="CASCADE"))
+    chunk_id: Mapped[int] = mapped_column(ForeignKey("source_chunks.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(SmallInteger, default=1)
+    status: Mapped[str] = mapped_column(String(16))
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6), default=0)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    raw_response: Mapped[str | None] = mapped_column(Text)
+    parsed: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        CheckConstraint("status IN ('ok','malformed','provider_error')", name="ck_calls_status"),
+        Index("ix_extraction_calls_batch_chunk", "batch_id", "chunk_id"),
+    )
+
+
+class Fragment(Base):
+    """A quote, paraphrase or inference about the person, traced to its source, chunk and batch."""
+
+    __tablename__ = "fragments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Filled by the trg_fragment_code trigger via get_next_fragment_code(category): e.g. COG-000123.
+    fragment_code: Mapped[str] = mapped_column(String(16), unique=True, server_default=FetchedValue())
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    batch_id: Mapped[int] = mapped_column(ForeignKey("processing_batches.id", ondelete="CASCADE"))
+    chunk_id: Mapped[int | None] = mapped_column(ForeignKey("source_chunks.id", ondelete="SET NULL"))
+    category: Mapped[str] = mapped_column(String(32))
+    fragment_type: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    location_in_source: Mapped[str | None] = mapped_column(String(200))
+    char_start: Mapped[int | None] = mapped_column(Integer)
+    char_end: Mapped[int | None] = mapped_column(Integer)
+    # 0-100 similarity of the located span to the content (100 = verbatim); null when not found.
+    location_score: Mapped[float | None] = mapped_column(Numeric(5, 2))
+    context: Mapped[str | None] = mapped_column(Text)
+    insight: Mapped[str | None] = mapped_column(Text)
+    relevance: Mapped[int] = mapped_column(SmallInteger)
+    confidence: Mapped[float] = mapped_column(Numeric(4, 3))
+    verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    verified_by: Mapped[str | None] = mapped_column(String(200))
+    verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    rejected: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    embedding: Mapped[list[float] | None] = mapped_column(Vector(EMBEDDING_DIM))
+    search_vector: Mapped[str] = mapped_column(
+        TSVECTOR,
+        Computed(
+            "to_tsvector('english', coalesce(content,'') || ' ' || coalesce(insight,'') || ' ' || coalesce(context,''))",
+            persisted=True,
+        ),
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        CheckConstraint(
+            "category IN ('Biographical','Cognitive','Communicative','Behavioral','Values and Beliefs',"
+            "'Social','Emotional','Meta-cognitive')",
+            name="ck_fragments_category",
+        ),
+        CheckConstraint(
+            "fragment_type IN ('direct_quote','paraphrase','inference')", name="ck_fragments_type"
+        ),
+        CheckConstraint("relevance BETWEEN 1 AND 10", name="ck_fragments_relevance"),
+        CheckConstraint("confidence BETWEEN 0 AND 1", name="ck_fragments_confidence"),
+        Index("idx_fragment_search", "search_vector", postgresql_using="gin"),
+        Index(
+            "idx_fragment_embedding",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+        Index("ix_fragments_source_batch", "source_id", "batch_id"),
+        Index("ix_fragments_batch", "batch_id"),
+        Index("ix_fragments_category", "category"),
+    )
+
+
+class Tag(Base):
+    """A reviewer-defined label for fragments."""
+
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class FragmentTag(Base):
+    """Tag ↔ fragment link."""
+
+    __tablename__ = "fragment_tags"
+
+    fragment_id: Mapped[int] = mapped_column(ForeignKey("fragments.id", ondelete="CASCADE"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
+    tagged_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class FragmentRelationship(Base):
+    """Directed relation between two fragments (supports, contradicts, elaborates, duplicates)."""
+
+    __tablename__ = "fragment_relationships"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fragment_id: Mapped[int] = mapped_column(ForeignKey("fragments.id", ondelete="CASCADE"))
+    related_fragment_id: Mapped[int] = mapped_column(ForeignKey("fragments.id", ondelete="CASCADE"))
+    relationship_type: Mapped[str] = mapped_column(String(16))
+    strength: Mapped[float | None] = mapped_column(Numeric(4, 3))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        CheckConstraint(
+            "relationship_type IN ('supports','contradicts','elaborates','duplicates')",
+            name="ck_relationships_type",
+        ),
+        CheckConstraint("fragment_id <> related_fragment_id", name="ck_relationships_distinct"),
+        UniqueConstraint("fragment_id", "related_fragment_id", "relationship_type", name="uq_relationship"),
+    )
+
+
+class ModelPerformance(Base):
+    """Per-batch, per-source performance row written when a batch completes (seed 000 section 4)."""
+
+    __tablename__ = "model_performance"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_provider: Mapped[str] = mapped_column(String(64))
+    model_name: Mapped[str] = mapped_column(String(200))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    batch_id: Mapped[int] = mapped_column(ForeignKey("processing_batches.id", ondelete="CASCADE"))
+    source_type: Mapped[str] = mapped_column(String(32))
+    fragments_extracted: Mapped[int] = mapped_column(Integer)
+    # Seed 000's self-reported quality: AVG(confidence × 10). Kept for the seed's queries; issue 4
+    # replaces it with measured quality.
+    extraction_quality_avg: Mapped[float | None] = mapped_column(Numeric(5, 2))
+    relevance_score_avg: Mapped[float | None] = mapped_column(Numeric(5, 2))
+    confidence_avg: Mapped[float | None] = mapped_column(Numeric(5, 3))
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6))
+    cost_per_fragment: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
+    tokens_per_fragment: Mapped[float | None] = mapped_column(Numeric(12, 2))
+    time_per_fragment_seconds: Mapped[float | None] = mapped_column(Numeric(12, 3))
+    located_share: Mapped[float | None] = mapped_column(Numeric(5, 4))
+    malformed_share: Mapped[float | None] = mapped_column(Numeric(5, 4))
+    baseline_model: Mapped[str | None] = mapped_column(String(200))
+    quality_delta: Mapped[float | None] = mapped_column(Numeric(10, 2))
+    cost_delta: Mapped[float | None] = mapped_column(Numeric(10, 2))
+    evaluation_date: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class ProcessingQueue(Base):
+    """Mirror of each RQ extraction job with seed 000's priority, attempts and retry schedule."""
+
+    __tablename__ = "processing_queue"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("processing_batches.id", ondelete="CASCADE"))
+    processing_type: Mapped[str] = mapped_column(String(200))
+    priority: Mapped[int] = mapped_column(SmallInteger, default=5)
+    effective_priority: Mapped[float] = mapped_column(Numeric(5, 2))
+    queue_status: Mapped[str] = mapped_column(String(16), default="waiting")
+    attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
+    max_attempts: Mapped[int] = mapped_column(SmallInteger, default=3)
+    scheduled_for: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    assigned_to: Mapped[str | None] = mapped_column(String(200))
+    rq_job_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    rq_queue: Mapped[str] = mapped_column(String(16), default="default")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=_now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint(
+            "queue_status IN ('waiting','processing','completed','failed','cancelled')", name="ck_queue_status"
+        ),
+        Index(
+            "ix_queue_waiting",
+            "effective_priority",
+            "created_at",
+            postgresql_where="queue_status = 'waiting'",
+        ),
+    )
