@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     embedding_threads: int = Field(default=2, description="onnxruntime intra-op threads of the embedder.")
     streamlit_port: int = Field(default=8501, description="Port the workbench UI listens on.")
     cloud_models: str = Field(
-        default="gpt-4o-mini,claude-3-5-haiku-20241022,gemini/gemini-1.5-flash",
+        default="gpt-4o-mini,claude-haiku-4-5,gemini/gemini-2.5-flash",
         description=(
             "Comma-separated litellm model names offered next to the local models; each is listed only "
             "when its provider key (OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY, ...) is set."

@@ -14,6 +14,7 @@ import os
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from urllib.parse import quote
 
@@ -51,7 +52,10 @@ def ensure_postgres(settings: Settings | None = None) -> str:
     Raises:
         EmbeddedServiceError: pgserver failed to init or start the cluster.
     """
-    import pgserver  # imported lazily: it takes a process-wide lock file on import-time use
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its /tmp fallback is fine.
+        warnings.simplefilter("ignore")
+        import pgserver  # lazily: creating its lock file belongs to starting a server, not to importing us
 
     settings = settings or get_settings()
     pgdata = postgres_dir(settings)

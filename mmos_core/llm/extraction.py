@@ -1,0 +1,265 @@
+"""One extraction call: prompt a model on one chunk, get schema-constrained JSON, validate it.
+
+Every model, local or cloud, is called through `litellm.completion`. Provider errors that may pass
+(timeouts, connection errors, 429, 5xx) are retried with exponential backoff (tenacity); an answer
+that is not valid JSON of the expected shape is returned as `malformed` with its raw text, never
+guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from mmos_core.config import Settings, get_settings
+from mmos_core.domain import CATEGORIES, CallStatus
+from mmos_core.llm.catalog import ModelSpec, litellm
+
+PROMPT_VERSION = "extract-v1"
+MAX_FRAGMENTS_PER_CHUNK = 12
+
+CategoryName = Literal[
+    "Biographical",
+    "Cognitive",
+    "Communicative",
+    "Behavioral",
+    "Values and Beliefs",
+    "Social",
+    "Emotional",
+    "Meta-cognitive",
+]
+
+
+class ExtractedFragment(BaseModel):
+    """One fragment as the model returns it (validated; ranges enforced here, not by the grammar)."""
+
+    category: CategoryName
+    fragment_type: Literal["direct_quote", "paraphrase", "inference"]
+    content: str = Field(min_length=3, max_length=4000)
+    context: str = Field(default="", max_length=2000)
+    insight: str = Field(default="", max_length=2000)
+    relevance: int = Field(ge=1, le=10)
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+#: JSON schema sent to the model. Written out (no $refs) so llama.cpp's grammar converter and
+#: cloud structured-output modes read it alike; numeric ranges are validated by pydantic afterwards.
+RESPONSE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "fragments": {
+            "type": "array",
+            "maxItems": MAX_FRAGMENTS_PER_CHUNK,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "category": {"type": "string", "enum": list(CATEGORIES)},
+                    "fragment_type": {"type": "string", "enum": ["direct_quote", "paraphrase", "inference"]},
+                    "content": {"type": "string"},
+                    "context": {"type": "string"},
+                    "insight": {"type": "string"},
+                    "relevance": {"type": "integer", "description": "1 (marginal) to 10 (defining)"},
+                    "confidence": {"type": "number", "description": "0 to 1"},
+                },
+                "required": ["category", "fragment_type", "content", "context", "insight", "relevance", "confidence"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "required": ["fragments"],
+    "additionalProperties": False,
+}
+
+SYSTEM_PROMPT = """You extract fragments about a person from a source text, for building a profile of how they think, feel and act.
+
+A fragment is one self-contained piece of evidence about the person. For each one give:
+- category, one of:
+  Biographical (life events, places, dates, family, education, career),
+  Cognitive (how they think, reason, learn, decide),
+  Communicative (how they speak or write, style, rhetoric),
+  Behavioral (habits, routines, actions, work methods),
+  Values and Beliefs (principles, convictions, religion, morals),
+  Social (relationships, attitudes to others, influence),
+  Emotional (feelings, temperament, what moves them),
+  Meta-cognitive (how they reflect on their own mind, abilities and limits).
+- fragment_type: "direct_quote" (copied word for word from the text), "paraphrase" (their point in your words) or "inference" (a conclusion the text supports).
+- content: for direct_quote the exact words from the text, copied verbatim (one to three sentences); otherwise your paraphrase or inference.
+- context: what the passage is about, in one sentence.
+- insight: what this reveals about the person, in one sentence, in your own words (do not repeat the content).
+- relevance: integer 1-10, how much this tells about the person (10 = defining trait, 1 = trivial).
+- confidence: number 0-1, how sure you are that the text supports the fragment.
+
+Prefer direct quotes. Return 0 to 8 fragments; return none for passages without evidence about the person (licences, tables of contents, editorial notes).
+Answer with JSON only: {"fragments": [...]}."""
+
+
+def build_messages(*, chunk_text: str, title: str, person: str | None, source_type: str) -> list[dict[str, str]]:
+    """Chat messages for one chunk (system instructions + the passage with its source metadata)."""
+    who = f"Person: {person}\n" if person else ""
+    user = f"Source: {title} ({source_type})\n{who}\nPassage:\n\"\"\"\n{chunk_text}\n\"\"\""
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def response_format(spec: ModelSpec) -> dict[str, Any]:
+    """The `response_format` argument for this model's structured-output style."""
+    if spec.response_format_style == "json_object_schema":
+        return {"type": "json_object", "schema": RESPONSE_SCHEMA}
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "fragments", "schema": RESPONSE_SCHEMA, "strict": True},
+    }
+
+
+@dataclass
+class CallResult:
+    """Outcome of one chunk's call. Tokens from the provider's usage; duration in ms, retries included."""
+
+    status: CallStatus
+    fragments: list[ExtractedFragment] = field(default_factory=list)
+    invalid_fragments: list[dict[str, Any]] = field(default_factory=list)
+    raw_response: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    duration_ms: int = 0
+    attempts: int = 1
+    error: str | None = None
+
+    def parsed_json(self) -> dict[str, Any]:
+        """What `extraction_calls.parsed` stores: the valid fragments and the rejected ones with reasons."""
+        return {
+            "fragments": [f.model_dump() for f in self.fragments],
+            "invalid_fragments": self.invalid_fragments,
+        }
+
+
+class ProviderError(RuntimeError):
+    """The provider failed after all retries (or with an error that retrying cannot fix)."""
+
+    def __init__(self, message: str, *, retryable: bool, attempts: int, duration_ms: int):
+        super().__init__(message)
+        self.retryable = retryable
+        self.attempts = attempts
+        self.duration_ms = duration_ms
+
+
+def _is_transient(exc: BaseException) -> bool:
+    ll = litellm()
+    transient = (
+        ll.exceptions.Timeout,
+        ll.exceptions.APIConnectionError,
+        ll.exceptions.RateLimitError,
+        ll.exceptions.ServiceUnavailableError,
+        ll.exceptions.InternalServerError,
+    )
+    if isinstance(exc, transient):
+        return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and status >= 500
+
+
+def parse_answer(raw: str | None) -> tuple[CallStatus, list[ExtractedFragment], list[dict[str, Any]], str | None]:
+    """Validate a model's raw answer.
+
+    Returns:
+        (status, valid fragments, invalid fragments with their errors, error message). The status
+        is `malformed` when the text is not JSON or has no `fragments` list; individual fragments
+        that fail validation are dropped into the invalid list and do not make the answer malformed.
+    """
+    if raw is None or not raw.strip():
+        return CallStatus.malformed, [], [], "empty answer"
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return CallStatus.malformed, [], [], f"not JSON: {exc.msg} at char {exc.pos}"
+    items = data.get("fragments") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        return CallStatus.malformed, [], [], "JSON has no 'fragments' list"
+    valid: list[ExtractedFragment] = []
+    invalid: list[dict[str, Any]] = []
+    for item in items:
+        try:
+            valid.append(ExtractedFragment.model_validate(item))
+        except ValidationError as exc:
+            errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            invalid.append({"item": item, "error": errors})
+    return CallStatus.ok, valid, invalid, None
+
+
+def extract_chunk(
+    spec: ModelSpec,
+    *,
+    chunk_text: str,
+    title: str,
+    person: str | None,
+    source_type: str,
+    settings: Settings | None = None,
+) -> CallResult:
+    """Run one extraction call with retries on transient provider errors.
+
+    Returns:
+        A `CallResult` with status `ok` or `malformed`.
+    Raises:
+        ProviderError: the provider still failed after `settings.llm_max_retries` attempts, or failed
+            with a non-transient error (bad key, unknown model, bad request).
+    """
+    settings = settings or get_settings()
+    ll = litellm()
+    messages = build_messages(chunk_text=chunk_text, title=title, person=person, source_type=source_type)
+    kwargs: dict[str, Any] = {
+        "model": spec.litellm_model,
+        "messages": messages,
+        "temperature": settings.extraction_temperature,
+        "max_tokens": settings.llm_max_output_tokens,
+        "response_format": response_format(spec),
+        "timeout": settings.llm_timeout_s,
+        "num_retries": 0,
+    }
+    if spec.api_base:
+        kwargs["api_base"] = spec.api_base
+    if spec.api_key:
+        kwargs["api_key"] = spec.api_key
+
+    started = time.monotonic()
+    attempts = 0
+    try:
+        for attempt in Retrying(
+            stop=stop_after_attempt(max(1, settings.llm_max_retries)),
+            wait=wait_exponential(multiplier=1, min=1, max=30),
+            retry=retry_if_exception(_is_transient),
+            reraise=True,
+        ):
+            with attempt:
+                attempts = attempt.retry_state.attempt_number
+                response = ll.completion(**kwargs)
+    except Exception as exc:
+        duration_ms = int((time.monotonic() - started) * 1000)
+        retryable = _is_transient(exc)
+        raise ProviderError(
+            f"{spec.name}: {type(exc).__name__}: {exc}", retryable=retryable, attempts=attempts, duration_ms=duration_ms
+        ) from exc
+    duration_ms = int((time.monotonic() - started) * 1000)
+
+    choice = response.choices[0]
+    raw = choice.message.content
+    usage = getattr(response, "usage", None)
+    input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+    output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    status, valid, invalid, error = parse_answer(raw)
+    if status is CallStatus.ok and choice.finish_reason == "length" and not valid:
+        status, error = CallStatus.malformed, "answer cut at max_tokens"
+    return CallResult(
+        status=status,
+        fragments=valid,
+        invalid_fragments=invalid,
+        raw_response=raw,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        duration_ms=duration_ms,
+        attempts=attempts,
+        error=error,
+    )

@@ -1,0 +1,133 @@
+"""RQ plumbing: the Redis connection, the three priority queues, enqueueing and reconciling jobs.
+
+`processing_queue` in Postgres is the record analysts see; RQ in Redis is what workers pull from.
+`reconcile` re-enqueues waiting rows whose RQ job is missing (Redis restarted, enqueue failed
+after commit, or a worker died holding the job).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from functools import lru_cache
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mmos_core.config import get_settings
+from mmos_core.domain import RQ_QUEUES
+from mmos_core.embedded import redis_url
+from mmos_core.models import ProcessingQueue
+from mmos_core.services.batches import QueuedJob
+from mmos_core.services.extraction_run import mark_attempt_failed
+
+#: Seconds between job-level retries (attempt 2, 3, ...); chunk calls retry with their own backoff first.
+RETRY_INTERVALS = [30, 120, 300]
+
+
+@lru_cache(maxsize=1)
+def get_redis() -> Redis:
+    """Process-wide Redis connection (configured URL or the embedded server)."""
+    return Redis.from_url(redis_url())
+
+
+def get_queue(name: str, connection: Redis | None = None) -> Queue:
+    """One of the RQ queues `high`, `default`, `low`."""
+    if name not in RQ_QUEUES:
+        raise ValueError(f"unknown queue {name!r}")
+    return Queue(name, connection=connection or get_redis())
+
+
+def enqueue(jobs: Iterable[QueuedJob], connection: Redis | None = None) -> list[Job]:
+    """Put committed batches on RQ (job id = the queue row's `rq_job_id`); idempotent per job id."""
+    from workers.extraction import on_extraction_failure, run_extraction
+
+    settings = get_settings()
+    out = []
+    for job in jobs:
+        queue = get_queue(job.rq_queue, connection)
+        existing = _fetch(job.rq_job_id, queue.connection)
+        if existing is not None and existing.get_status(refresh=True) in (
+            JobStatus.QUEUED,
+            JobStatus.STARTED,
+            JobStatus.SCHEDULED,
+            JobStatus.DEFERRED,
+        ):
+            out.append(existing)
+            continue
+        if existing is not None:
+            existing.delete()
+        out.append(
+            queue.enqueue(
+                run_extraction,
+                job.batch_id,
+                job_id=job.rq_job_id,
+                job_timeout=settings.job_timeout_s,
+                result_ttl=7 * 24 * 3600,
+                failure_ttl=30 * 24 * 3600,
+                retry=Retry(max=max(0, settings.job_max_attempts - 1), interval=RETRY_INTERVALS),
+                on_failure=on_extraction_failure,
+                description=f"extract batch {job.batch_id}",
+            )
+        )
+    return out
+
+
+def _fetch(job_id: str, connection: Redis) -> Job | None:
+    try:
+        return Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
+        return None
+
+
+def reconcile(*, session: Session, connection: Redis | None = None, stale_after_s: int = 60) -> list[QueuedJob]:
+    """Jobs to re-enqueue: waiting/processing rows whose RQ job is gone, failed, or was abandoned.
+
+    A row in `processing` whose job is no longer started (its worker died) goes back to waiting.
+    Rows updated within `stale_after_s` are left alone (their enqueue may still be in flight).
+    Does not commit; the caller commits, then calls `enqueue` with the result.
+    """
+    connection = connection or get_redis()
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=stale_after_s)
+    rows = session.scalars(
+        select(ProcessingQueue).where(
+            ProcessingQueue.queue_status.in_(["waiting", "processing"]),
+            ProcessingQueue.updated_at < cutoff,
+            ProcessingQueue.batch_id.is_not(None),
+        )
+    ).all()
+    todo = []
+    for row in rows:
+        job = _fetch(row.rq_job_id or "", connection)
+        status = job.get_status(refresh=True) if job is not None else None
+        alive = status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED) or (
+            status == JobStatus.STARTED and _worker_alive(job, connection)
+        )
+        if alive:
+            continue
+        if row.attempts >= row.max_attempts:
+            mark_attempt_failed(
+                session=session,
+                batch_id=row.batch_id,  # type: ignore[arg-type]
+                error=f"Gave up after {row.attempts} attempts; the last one's worker stopped without finishing.",
+                retry_at=None,
+            )
+            continue
+        row.queue_status = "waiting"
+        todo.append(
+            QueuedJob(batch_id=row.batch_id, queue_id=row.id, rq_job_id=row.rq_job_id, rq_queue=row.rq_queue)  # type: ignore[arg-type]
+        )
+    return todo
+
+
+def _worker_alive(job: Job, connection: Redis) -> bool:
+    from rq import Worker
+
+    name = job.worker_name
+    if not name:
+        return False
+    return any(w.name == name for w in Worker.all(connection=connection))

@@ -1,0 +1,192 @@
+"""Queueing extraction batches and reading their progress.
+
+`queue_extraction` writes a pending batch, its source link and its `processing_queue` row per
+model; the caller commits and then hands the returned jobs to `mmos_core.queue.enqueue` (a job
+enqueued before the commit could start before its rows are visible).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mmos_core.config import Settings, get_settings
+from mmos_core.domain import PRIORITY_POINTS, BatchStatus, ExtractionPriority, effective_priority, rq_queue_for
+from mmos_core.llm.catalog import get_model, price_snapshot
+from mmos_core.llm.extraction import PROMPT_VERSION
+from mmos_core.models import ProcessingBatch, ProcessingQueue, Source, SourceChunk, SourceProcessing
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """What `mmos_core.queue.enqueue` needs to put one batch on RQ."""
+
+    batch_id: int
+    queue_id: int
+    rq_job_id: str
+    rq_queue: str
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Live view of one batch: chunks done of total, tokens, cost so far (USD), elapsed seconds."""
+
+    batch_id: int
+    batch_code: str
+    model_name: str
+    status: str
+    chunks_done: int
+    chunks_total: int
+    fragments: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+    malformed_responses: int
+    elapsed_s: float | None
+    error_message: str | None
+    queue_status: str | None
+    attempts: int
+    max_attempts: int
+
+    @property
+    def fraction(self) -> float:
+        """Share of chunks done, 0-1."""
+        return self.chunks_done / self.chunks_total if self.chunks_total else 0.0
+
+
+def _batch_code(session: Session, when: dt.datetime) -> str:
+    prefix = f"BATCH_{when:%Y_%m_%d}_"
+    count = session.scalar(
+        select(func.count()).select_from(ProcessingBatch).where(ProcessingBatch.batch_code.like(f"{prefix}%"))
+    )
+    return f"{prefix}{int(count or 0) + 1:03d}"
+
+
+def queue_extraction(
+    *,
+    session: Session,
+    source_id: int,
+    model_names: list[str],
+    processor_name: str | None = None,
+    priority: int | None = None,
+    settings: Settings | None = None,
+) -> list[QueuedJob]:
+    """Create one pending batch per model for this source, with queue rows. Does not commit or enqueue.
+
+    Args:
+        priority: queue priority 0-10; default from the source's extraction priority.
+    Returns:
+        One `QueuedJob` per model, in the order given.
+    Raises:
+        LookupError: unknown source.
+        mmos_core.llm.catalog.UnknownModelError: a model is not available.
+        ValueError: no model given, or the source has no chunks.
+    """
+    settings = settings or get_settings()
+    if not model_names:
+        raise ValueError("Choose at least one model.")
+    source = session.get(Source, source_id)
+    if source is None:
+        raise LookupError(f"No source with id {source_id}.")
+    chunks_total = session.scalar(select(func.count()).select_from(SourceChunk).where(SourceChunk.source_id == source_id))
+    if not chunks_total:
+        raise ValueError(f"Source {source.source_code} has no text to extract from.")
+    specs = [get_model(name, settings) for name in dict.fromkeys(model_names)]
+    if priority is None:
+        priority = PRIORITY_POINTS[ExtractionPriority(source.extraction_priority)]
+    eff = effective_priority(priority, source.quality)
+    rq_queue = rq_queue_for(eff)
+    now = dt.datetime.now(dt.UTC)
+
+    jobs: list[QueuedJob] = []
+    for spec in specs:
+        batch = ProcessingBatch(
+            batch_code=_batch_code(session, now),
+            model_provider=spec.provider,
+            model_name=spec.name,
+            temperature=settings.extraction_temperature,
+            processor_name=processor_name,
+            prompt_version=PROMPT_VERSION,
+            batch_status=BatchStatus.pending.value,
+            total_sources=1,
+            chunks_total=int(chunks_total),
+            price_snapshot=price_snapshot(spec).as_dict(),
+        )
+        session.add(batch)
+        session.flush()
+        session.add(SourceProcessing(source_id=source_id, batch_id=batch.id, processing_status="pending"))
+        rq_job_id = f"extract-batch-{batch.id}"
+        row = ProcessingQueue(
+            source_id=source_id,
+            batch_id=batch.id,
+            processing_type=f"extraction_{spec.name}",
+            priority=priority,
+            effective_priority=eff,
+            queue_status="waiting",
+            attempts=0,
+            max_attempts=settings.job_max_attempts,
+            rq_job_id=rq_job_id,
+            rq_queue=rq_queue,
+        )
+        session.add(row)
+        session.flush()
+        jobs.append(QueuedJob(batch_id=batch.id, queue_id=row.id, rq_job_id=rq_job_id, rq_queue=rq_queue))
+    return jobs
+
+
+def batch_progress(*, session: Session, batch_ids: list[int] | None = None, source_id: int | None = None) -> list[BatchProgress]:
+    """Progress of the given batches, or of all batches of a source (newest first)."""
+    from mmos_core.models import Fragment  # local: keeps the import graph of pages small
+
+    q = (
+        select(ProcessingBatch, ProcessingQueue)
+        .join(ProcessingQueue, ProcessingQueue.batch_id == ProcessingBatch.id, isouter=True)
+        .order_by(ProcessingBatch.id.desc())
+    )
+    if batch_ids is not None:
+        q = q.where(ProcessingBatch.id.in_(batch_ids))
+    if source_id is not None:
+        q = q.join(SourceProcessing, SourceProcessing.batch_id == ProcessingBatch.id).where(
+            SourceProcessing.source_id == source_id
+        )
+    rows = session.execute(q).all()
+    ids = [b.id for b, _ in rows]
+    counts = dict(
+        session.execute(
+            select(Fragment.batch_id, func.count()).where(Fragment.batch_id.in_(ids)).group_by(Fragment.batch_id)
+        ).all()
+    ) if ids else {}
+    now = dt.datetime.now(dt.UTC)
+    out = []
+    for batch, queue in rows:
+        if batch.started_at is None:
+            elapsed = None
+        elif batch.completed_at is not None:
+            elapsed = float(batch.processing_duration_seconds or 0)
+        else:
+            elapsed = (now - batch.started_at).total_seconds()
+        out.append(
+            BatchProgress(
+                batch_id=batch.id,
+                batch_code=batch.batch_code,
+                model_name=batch.model_name,
+                status=batch.batch_status,
+                chunks_done=batch.chunks_done,
+                chunks_total=batch.chunks_total,
+                fragments=int(counts.get(batch.id, 0)),
+                input_tokens=int(batch.total_input_tokens),
+                output_tokens=int(batch.total_output_tokens),
+                cost_usd=Decimal(batch.estimated_cost_usd),
+                malformed_responses=batch.malformed_responses,
+                elapsed_s=elapsed,
+                error_message=batch.error_message,
+                queue_status=queue.queue_status if queue else None,
+                attempts=queue.attempts if queue else 0,
+                max_attempts=queue.max_attempts if queue else 0,
+            )
+        )
+    return out

@@ -1,0 +1,63 @@
+"""Streamlit glue shared by the pages: cached resources and the status sidebar. No SQL, no rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+from sqlalchemy.orm import Session, sessionmaker
+
+from mmos_core.config import get_settings
+
+
+@st.cache_resource(show_spinner="Connecting to the database…")
+def session_factory() -> sessionmaker[Session]:
+    """The process's one sessionmaker (embedded services are started on first use)."""
+    from mmos_core.db import get_sessionmaker
+
+    return get_sessionmaker()
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """One transaction for a page action: commits at the end of the block, rolls back on error."""
+    with session_factory().begin() as session:
+        yield session
+
+
+@st.cache_resource(show_spinner="Loading the model catalog…")
+def model_names() -> list[str]:
+    """Names of the models that can be queued now (local first, then cloud models with keys)."""
+    from mmos_core.llm.catalog import available_models
+
+    return [m.name for m in available_models()]
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def runtime_status() -> dict[str, object]:
+    """Workers alive and LLM server health, for the sidebar (refreshed every 5 s)."""
+    from rq import Worker
+
+    from mmos_core.queue import get_redis
+
+    status: dict[str, object] = {"workers": len(Worker.all(connection=get_redis()))}
+    try:
+        from mmos_core.llm.server import is_healthy
+
+        status["llm"] = is_healthy(timeout_s=0.5)
+    except Exception:
+        status["llm"] = False
+    return status
+
+
+def sidebar_status() -> None:
+    """Worker and LLM-server indicators; warns when queued work cannot run."""
+    status = runtime_status()
+    with st.sidebar:
+        st.caption("Runtime")
+        workers = int(status["workers"])  # type: ignore[arg-type]
+        st.write(f"{'🟢' if workers else '🔴'} workers: {workers}")
+        st.write(f"{'🟢' if status['llm'] else '🔴'} local LLM server at {get_settings().llm_api_base}")
+        if not workers:
+            st.warning("No worker is running: queued batches wait until `mmos worker` (or `mmos up`) runs.")

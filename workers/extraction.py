@@ -1,0 +1,89 @@
+"""RQ job: run one extraction batch (all chunks of its source through its model), then publish it.
+
+Enqueued by `mmos_core.queue.enqueue` with a job timeout and `Retry`; each chunk's answer is
+committed as soon as it arrives, so a retry (after a crash, a kill or a provider outage) resumes
+where the last attempt stopped and never re-pays for finished chunks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from rq import get_current_job
+
+from mmos_core.db import session_scope
+from mmos_core.llm.catalog import get_model
+from mmos_core.llm.extraction import ProviderError, extract_chunk
+from mmos_core.services.extraction_run import (
+    BatchNotRunnable,
+    finalize_batch,
+    mark_attempt_failed,
+    record_call,
+    record_provider_error,
+    start_attempt,
+)
+
+log = logging.getLogger(__name__)
+
+
+def run_extraction(batch_id: int) -> dict[str, Any]:
+    """Extract fragments for batch `batch_id`.
+
+    Returns:
+        {"batch_id", "fragments", "duration_s"} when the batch completed; {"skipped": reason} when
+        it was already finished.
+    Raises:
+        ProviderError: a chunk's provider call failed after its retries (RQ retries the job).
+        mmos_core.embeddings.embedder.EmbedderUnavailable: the embedding model is not provisioned.
+    """
+    from mmos_core.embeddings.embedder import get_embedder
+
+    job = get_current_job()
+    worker_name = job.worker_name if job is not None else None
+    try:
+        with session_scope() as session:
+            plan = start_attempt(session=session, batch_id=batch_id, worker_name=worker_name)
+    except BatchNotRunnable as exc:
+        log.info("batch %s skipped: %s", batch_id, exc)
+        return {"skipped": str(exc)}
+
+    spec = get_model(plan.model_name)
+    embedder = get_embedder()  # fail before paying for any call if embeddings are unavailable
+    for chunk in plan.pending:
+        try:
+            result = extract_chunk(
+                spec,
+                chunk_text=chunk.text,
+                title=plan.title,
+                person=plan.person,
+                source_type=plan.source_type,
+            )
+        except ProviderError as exc:
+            with session_scope() as session:
+                record_provider_error(session=session, plan=plan, chunk_id=chunk.chunk_id, error=exc)
+            if not exc.retryable and job is not None:
+                job.retries_left = 0  # a bad key or unknown model will not fix itself
+                job.save()
+            raise
+        with session_scope() as session:
+            record_call(session=session, plan=plan, chunk_id=chunk.chunk_id, result=result)
+
+    with session_scope() as session:
+        done = finalize_batch(session=session, batch_id=batch_id, embed=embedder.embed)
+    return {"batch_id": batch_id, "fragments": done.fragments, "duration_s": done.duration_s}
+
+
+def on_extraction_failure(job, connection, exc_type, exc_value, tb) -> None:
+    """RQ failure callback (also called for abandoned jobs): mirror the outcome into Postgres.
+
+    RQ calls it before it decides on a retry, so `job.retries_left` still counts this one.
+    """
+    batch_id = int(job.args[0])
+    error = f"{exc_type.__name__}: {exc_value}" if exc_type is not None else "job failed"
+    retry_at = None
+    if (job.retries_left or 0) > 0:
+        retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=job.get_retry_interval())
+    with session_scope() as session:
+        mark_attempt_failed(session=session, batch_id=batch_id, error=error, retry_at=retry_at)
