@@ -59,6 +59,13 @@ def ensure_postgres(settings: Settings | None = None) -> str:
 
     settings = settings or get_settings()
     pgdata = postgres_dir(settings)
+    if os.geteuid() == 0:
+        # As root, pgserver runs postgres as the user 'pgserver', which must be able to reach the data
+        # dir; tools like pytest and mktemp create 0700 parents, so grant traversal on every start.
+        from pgserver.utils import ensure_prefix_permissions
+
+        pgdata.mkdir(exist_ok=True)
+        ensure_prefix_permissions(pgdata)
     try:
         server = pgserver.get_server(pgdata, cleanup_mode=None)
     except Exception as exc:  # pgserver raises CalledProcessError/TimeoutExpired/AssertionError

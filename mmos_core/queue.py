@@ -8,6 +8,8 @@ after commit, or a worker died holding the job).
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -109,6 +111,8 @@ def reconcile(*, session: Session, connection: Redis | None = None, stale_after_
         )
         if alive:
             continue
+        if job is not None:
+            job.delete()  # a dead worker's job would otherwise block its id from being enqueued again
         if row.attempts >= row.max_attempts:
             mark_attempt_failed(
                 session=session,
@@ -124,10 +128,29 @@ def reconcile(*, session: Session, connection: Redis | None = None, stale_after_
     return todo
 
 
-def _worker_alive(job: Job, connection: Redis) -> bool:
+def _worker_alive(job: Job, connection: Redis, heartbeat_grace_s: float = 120) -> bool:
+    """Whether the worker holding `job` still lives: registered, heartbeat recent, and (when it runs
+    on this host) its process exists."""
     from rq import Worker
 
     name = job.worker_name
     if not name:
         return False
-    return any(w.name == name for w in Worker.all(connection=connection))
+    for w in Worker.all(connection=connection):
+        if w.name != name:
+            continue
+        if w.hostname == socket.gethostname() and w.pid and not _pid_exists(w.pid):
+            return False
+        beat = w.last_heartbeat
+        return beat is None or (dt.datetime.now(dt.UTC) - beat.replace(tzinfo=dt.UTC)).total_seconds() < heartbeat_grace_s
+    return False
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

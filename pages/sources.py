@@ -21,9 +21,9 @@ st.title("Sources")
 with st.expander("Add a source", expanded=not st.session_state.get("selected_source_id")):
     with st.form("add_source", clear_on_submit=False):
         upload = st.file_uploader("File (.txt, .md, .srt, .vtt)", type=["txt", "md", "markdown", "srt", "vtt"])
-        pasted = st.text_area("…or paste the text", height=120)
+        pasted = st.text_area("…or paste the text", height=120, key="add_text")
         left, right = st.columns(2)
-        title = left.text_input("Title")
+        title = left.text_input("Title", key="add_title")
         person = right.text_input("Person")
         source_type = left.selectbox("Type", [t.value for t in SourceType], index=[t.value for t in SourceType].index("book"))
         quality = right.selectbox("Quality", [q.value for q in QualityTier])
@@ -99,8 +99,10 @@ selected = st.selectbox(
 st.session_state["selected_source_id"] = selected
 
 available = model_names()
-chosen = st.multiselect("Models", available, default=[m for m in available if m.startswith("qwen")])
-if st.button("Queue extraction", type="primary", disabled=not chosen):
+chosen = st.multiselect(
+    "Models", available, default=[m for m in available if m.startswith("qwen")], key="queue_models"
+)
+if st.button("Queue extraction", type="primary", disabled=not chosen, key="queue_extraction"):
     try:
         with transaction() as session:
             jobs = queue_extraction(session=session, source_id=selected, model_names=chosen, processor_name="workbench")

@@ -1,0 +1,131 @@
+"""Shared fixtures: a real embedded PostgreSQL + pgvector and Redis in a temporary data dir,
+migrated with Alembic, and a fake OpenAI-compatible provider at the HTTP edge."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """`../shared` beside the repo (or MMOS_SHARED_DIR)."""
+    return Path(os.environ.get("MMOS_SHARED_DIR", REPO_ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def darwin_text() -> str:
+    """Darwin's autobiography from ../shared/data (skips when the folder is absent)."""
+    path = shared_dir() / "data" / "person_texts" / "darwin_autobiography.txt"
+    if not path.exists():
+        pytest.skip(f"{path} not found: the shared data folder is absent")
+    return path.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Embedded PostgreSQL + Redis for the whole test session, schema at Alembic head."""
+    data_dir = tmp_path_factory.mktemp("mmosdata")
+    saved = {k: os.environ.get(k) for k in ("MMOS_DATA_DIR", "DATABASE_URL", "REDIS_URL")}
+    os.environ["MMOS_DATA_DIR"] = str(data_dir)
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("REDIS_URL", None)
+    from mmos_core import db, embedded
+    from mmos_core.config import get_settings
+    from mmos_core.migrate import upgrade
+
+    get_settings.cache_clear()
+    db.reset()
+    urls = {"database_url": embedded.database_url(), "redis_url": embedded.redis_url()}
+    upgrade("head")
+    yield urls
+    db.reset()
+    from mmos_core.queue import get_redis
+
+    get_redis.cache_clear()
+    embedded.stop_redis()
+    embedded.stop_postgres()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    get_settings.cache_clear()
+
+
+TABLES = (
+    "fragment_relationships, fragment_tags, tags, fragments, extraction_calls, model_performance, "
+    "processing_queue, source_processing, processing_batches, source_chunks, sources"
+)
+
+
+@pytest.fixture()
+def clean_db(services: dict[str, str]) -> Iterator[None]:
+    """Empty tables and Redis before a test (the schema stays)."""
+    from sqlalchemy import text
+
+    from mmos_core.db import get_engine
+    from mmos_core.queue import get_redis
+
+    with get_engine().begin() as conn:
+        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    get_redis().flushdb()
+    yield
+
+
+@pytest.fixture()
+def fake_llm(httpserver, monkeypatch) -> Iterator[dict]:
+    """Point the local-model endpoint (and OPENAI_API_BASE) at a fake OpenAI-compatible server.
+
+    Yields a dict: set `respond` to a callable (request_json) -> (status, body dict | str) to
+    script answers; `requests` collects every request body received.
+    """
+    from werkzeug import Response
+
+    from fakes import chat_completion
+
+    from mmos_core.config import get_settings
+
+    state: dict = {"requests": []}
+
+    def default(req: dict):
+        return 200, chat_completion(json.dumps({"fragments": []}))
+
+    state["respond"] = default
+
+    def handler(request):
+        body = request.get_json()
+        state["requests"].append(body)
+        status, payload = state["respond"](body)
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        return Response(text, status=status, content_type="application/json")
+
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(handler)
+    monkeypatch.setenv("MMOS_LLM_PORT", str(httpserver.port))
+    monkeypatch.setenv("MMOS_LLM_HOST", "127.0.0.1")
+    monkeypatch.setenv("MMOS_LLM_MAX_RETRIES", "3")
+    monkeypatch.setenv("OPENAI_API_BASE", f"http://127.0.0.1:{httpserver.port}/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    get_settings.cache_clear()
+    yield state
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def embedder_or_skip():
+    """The provisioned ONNX embedder, or a skip that says how to provision it."""
+    from mmos_core.embeddings.embedder import EmbedderUnavailable, get_embedder
+
+    try:
+        return get_embedder()
+    except EmbedderUnavailable as exc:
+        if os.environ.get("MMOS_REQUIRE_MODELS"):
+            pytest.fail(f"MMOS_REQUIRE_MODELS is set but the embedder is unavailable: {exc}")
+        pytest.skip(f"embedding model not provisioned ({exc}); run `mmos models provision`")
+
+
