@@ -114,6 +114,19 @@ def llm_start() -> None:
     typer.echo(f"llama.cpp server running (pid {pid}) at {get_settings().llm_api_base}")
 
 
+@llm_app.command("serve")
+def llm_serve() -> None:
+    """Run the llama.cpp server in the foreground (containers); `llm start` daemonises it instead."""
+    import json
+
+    from mmos_core.llm.server import build_server_config, config_path
+
+    cfg = config_path()
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(json.dumps(build_server_config(), indent=2))
+    os.execv(sys.executable, [sys.executable, "-m", "llama_cpp.server", "--config_file", str(cfg)])
+
+
 @llm_app.command("stop")
 def llm_stop() -> None:
     """Stop the llama.cpp server."""
