@@ -49,6 +49,7 @@ def enqueue(jobs: Iterable[QueuedJob], connection: Redis | None = None) -> list[
     from workers.extraction import on_extraction_failure, run_extraction
 
     settings = get_settings()
+    retries = max(0, settings.job_max_attempts - 1)
     out = []
     for job in jobs:
         queue = get_queue(job.rq_queue, connection)
@@ -71,7 +72,7 @@ def enqueue(jobs: Iterable[QueuedJob], connection: Redis | None = None) -> list[
                 job_timeout=settings.job_timeout_s,
                 result_ttl=7 * 24 * 3600,
                 failure_ttl=30 * 24 * 3600,
-                retry=Retry(max=max(0, settings.job_max_attempts - 1), interval=RETRY_INTERVALS),
+                retry=Retry(max=retries, interval=RETRY_INTERVALS) if retries else None,
                 on_failure=on_extraction_failure,
                 description=f"extract batch {job.batch_id}",
             )

@@ -70,8 +70,11 @@ def run_extraction(batch_id: int) -> dict[str, Any]:
         with session_scope() as session:
             record_call(session=session, plan=plan, chunk_id=chunk.chunk_id, result=result)
 
-    with session_scope() as session:
-        done = finalize_batch(session=session, batch_id=batch_id, embed=embedder.embed)
+    try:
+        with session_scope() as session:
+            done = finalize_batch(session=session, batch_id=batch_id, embed=embedder.embed)
+    except BatchNotRunnable as exc:
+        return {"skipped": str(exc)}
     return {"batch_id": batch_id, "fragments": done.fragments, "duration_s": done.duration_s}
 
 

@@ -119,6 +119,9 @@ def build_server_config(settings: Settings | None = None) -> dict[str, Any]:
             "n_threads": s.llm_threads,
             "n_threads_batch": s.llm_threads,
             "n_gpu_layers": 0,
+            # The server's default (True) keeps n_ctx x n_vocab float logits (4096 x 151,936 x 4 B = 2.5 GB
+            # for Qwen) and only serves logprobs; off, RAM is ~the model size plus the KV cache.
+            "logits_all": False,
             # chat_format left unset: the GGUF's own (Qwen2.5 ChatML) Jinja template is used.
             "verbose": True,  # per-call timings go to the log
         }

@@ -208,10 +208,13 @@ def finalize_batch(*, session: Session, batch_id: int, embed: Embed) -> Finalize
     Args:
         embed: texts → (n, 384) float32 L2-normalised embeddings.
     Raises:
-        BatchNotRunnable: a chunk still has no staged answer.
+        BatchNotRunnable: the batch already finished (another attempt published it), or a chunk
+            still has no staged answer.
     """
     batch = session.get(ProcessingBatch, batch_id, with_for_update=True)
-    assert batch is not None
+    if batch is None or batch.batch_status in (BatchStatus.completed.value, BatchStatus.failed.value):
+        # The row lock serialises two attempts racing to publish; the second one stops here.
+        raise BatchNotRunnable(f"Batch {batch_id} is already finished or gone.")
     link = session.scalar(select(SourceProcessing).where(SourceProcessing.batch_id == batch_id))
     assert link is not None
     source = session.get(Source, link.source_id)
