@@ -74,6 +74,9 @@ def clean_db(services: dict[str, str]) -> Iterator[None]:
 
     with get_engine().begin() as conn:
         conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        # the fragment-code sequences belong to no column, so TRUNCATE does not restart them
+        for (seq,) in conn.execute(text("SELECT sequencename FROM pg_sequences WHERE sequencename LIKE 'fragment_code_seq_%'")):
+            conn.execute(text(f"ALTER SEQUENCE {seq} RESTART"))
     get_redis().flushdb()
     yield
 

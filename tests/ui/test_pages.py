@@ -66,7 +66,7 @@ def make_source(text: str = TEXT, title: str = "Autobiography") -> int:
             title=title,
             source_type="book",
             quality="primary",
-            extraction_priority="high",
+            extraction_priority="HIGH",
         )
         return source.id
 
