@@ -39,6 +39,17 @@ def _data_dir(settings: Settings) -> Path:
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 
+def _pgserver():
+    """Import pgserver lazily (its import creates a lock file under the runtime dir) and quietly:
+    platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI), and its /tmp fallback is fine."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+        import pgserver._commands
+        import pgserver.utils
+    return pgserver
+
+
 def postgres_dir(settings: Settings | None = None) -> Path:
     """Directory of the embedded PostgreSQL cluster (`<data_dir>/postgres`)."""
     return _data_dir(settings or get_settings()) / "postgres"
@@ -52,20 +63,15 @@ def ensure_postgres(settings: Settings | None = None) -> str:
     Raises:
         EmbeddedServiceError: pgserver failed to init or start the cluster.
     """
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its /tmp fallback is fine.
-        warnings.simplefilter("ignore")
-        import pgserver  # lazily: creating its lock file belongs to starting a server, not to importing us
+    pgserver = _pgserver()
 
     settings = settings or get_settings()
     pgdata = postgres_dir(settings)
     if os.geteuid() == 0:
         # As root, pgserver runs postgres as the user 'pgserver', which must be able to reach the data
         # dir; tools like pytest and mktemp create 0700 parents, so grant traversal on every start.
-        from pgserver.utils import ensure_prefix_permissions
-
         pgdata.mkdir(exist_ok=True)
-        ensure_prefix_permissions(pgdata)
+        pgserver.utils.ensure_prefix_permissions(pgdata)
     try:
         server = pgserver.get_server(pgdata, cleanup_mode=None)
     except Exception as exc:  # pgserver raises CalledProcessError/TimeoutExpired/AssertionError
@@ -81,8 +87,7 @@ def ensure_postgres(settings: Settings | None = None) -> str:
 
 def postgres_running(settings: Settings | None = None) -> bool:
     """Whether the embedded PostgreSQL of this data dir is running (reads its postmaster.pid)."""
-    from pgserver.utils import PostmasterInfo
-
+    PostmasterInfo = _pgserver().utils.PostmasterInfo
     pgdata = postgres_dir(settings)
     if not (pgdata / "postmaster.pid").exists():
         return False
@@ -92,8 +97,7 @@ def postgres_running(settings: Settings | None = None) -> bool:
 
 def stop_postgres(settings: Settings | None = None) -> bool:
     """Stop the embedded PostgreSQL (fast shutdown). Returns False when it was not running."""
-    from pgserver._commands import pg_ctl
-
+    pg_ctl = _pgserver()._commands.pg_ctl
     pgdata = postgres_dir(settings)
     if not postgres_running(settings):
         return False

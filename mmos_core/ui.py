@@ -34,6 +34,14 @@ def model_names() -> list[str]:
     return [m.name for m in available_models()]
 
 
+@st.cache_resource(show_spinner=False)
+def local_model_names() -> list[str]:
+    """The local (free) models: the default choice when queueing."""
+    from mmos_core.llm.catalog import local_models
+
+    return [m.name for m in local_models()]
+
+
 @st.cache_data(ttl=5, show_spinner=False)
 def runtime_status() -> dict[str, object]:
     """Workers alive and LLM server health, for the sidebar (refreshed every 5 s)."""

@@ -12,7 +12,7 @@ from mmos_core.llm.catalog import UnknownModelError
 from mmos_core.queue import enqueue
 from mmos_core.services.batches import batch_progress, queue_extraction
 from mmos_core.services.sources import DuplicateSourceError, create_source, list_sources
-from mmos_core.ui import model_names, sidebar_status, transaction
+from mmos_core.ui import local_model_names, model_names, sidebar_status, transaction
 
 settings = get_settings()
 sidebar_status()
@@ -100,7 +100,7 @@ st.session_state["selected_source_id"] = selected
 
 available = model_names()
 chosen = st.multiselect(
-    "Models", available, default=[m for m in available if m.startswith("qwen")], key="queue_models"
+    "Models", available, default=[m for m in local_model_names() if m in available], key="queue_models"
 )
 if st.button("Queue extraction", type="primary", disabled=not chosen, key="queue_extraction"):
     try:

