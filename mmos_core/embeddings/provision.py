@@ -219,6 +219,8 @@ def _provision_locked(cache: Path, target: Path, *, keep_build_env: bool, log: C
         raise
     except EmbedderUnavailable as e:
         raise ProvisioningError(f"the exported model cannot be loaded: {e}") from e
+    except OSError as e:  # disk full, permissions, ...
+        raise ProvisioningError(f"{type(e).__name__}: {e}") from e
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if not keep_build_env and venv.exists():

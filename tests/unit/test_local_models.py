@@ -188,3 +188,15 @@ def test_litellm_helpers():
     }
     with pytest.raises(KeyError):
         server.litellm_params("gpt-4o")
+
+
+def test_missing_llama_cpp_is_reported(tmp_path, monkeypatch):
+    settings = Settings(cache_dir=tmp_path / "cache", data_dir=tmp_path / "data", llm_port=9912)
+    monkeypatch.setattr(server, "is_model_present", lambda *a, **k: True)
+    real_find_spec = server.importlib.util.find_spec
+    monkeypatch.setattr(
+        server.importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real_find_spec(name, *a)
+    )
+    with pytest.raises(server.LlamaCppNotInstalled, match=r"pip install 'llama-cpp-python\[server\]==0.3.36'"):
+        server.start_server(settings=settings)
+    assert not server.pid_path(settings).exists()
