@@ -20,8 +20,8 @@ from mmos_core.config import Settings, get_settings
 from mmos_core.domain import CATEGORIES, CallStatus
 from mmos_core.llm.catalog import ModelSpec, litellm
 
-PROMPT_VERSION = "extract-v1"
-MAX_FRAGMENTS_PER_CHUNK = 12
+PROMPT_VERSION = "extract-v2"
+MAX_FRAGMENTS_PER_CHUNK = 6
 
 CategoryName = Literal[
     "Biographical",
@@ -54,15 +54,17 @@ RESPONSE_SCHEMA: dict[str, Any] = {
     "properties": {
         "fragments": {
             "type": "array",
+            "minItems": 1,
             "maxItems": MAX_FRAGMENTS_PER_CHUNK,
             "items": {
                 "type": "object",
                 "properties": {
                     "category": {"type": "string", "enum": list(CATEGORIES)},
                     "fragment_type": {"type": "string", "enum": ["direct_quote", "paraphrase", "inference"]},
-                    "content": {"type": "string"},
-                    "context": {"type": "string"},
-                    "insight": {"type": "string"},
+                    # maxLength keeps a small model from looping inside one string until max_tokens.
+                    "content": {"type": "string", "maxLength": 600},
+                    "context": {"type": "string", "maxLength": 300},
+                    "insight": {"type": "string", "maxLength": 300},
                     "relevance": {"type": "integer", "description": "1 (marginal) to 10 (defining)"},
                     "confidence": {"type": "number", "description": "0 to 1"},
                 },
@@ -75,26 +77,19 @@ RESPONSE_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-SYSTEM_PROMPT = """You extract fragments about a person from a source text, for building a profile of how they think, feel and act.
+SYSTEM_PROMPT = """You extract fragments about a person from a passage of a source, to build a profile of how they think, feel and act.
 
-A fragment is one self-contained piece of evidence about the person. For each one give:
-- category, one of:
-  Biographical (life events, places, dates, family, education, career),
-  Cognitive (how they think, reason, learn, decide),
-  Communicative (how they speak or write, style, rhetoric),
-  Behavioral (habits, routines, actions, work methods),
-  Values and Beliefs (principles, convictions, religion, morals),
-  Social (relationships, attitudes to others, influence),
-  Emotional (feelings, temperament, what moves them),
-  Meta-cognitive (how they reflect on their own mind, abilities and limits).
-- fragment_type: "direct_quote" (copied word for word from the text), "paraphrase" (their point in your words) or "inference" (a conclusion the text supports).
-- content: for direct_quote the exact words from the text, copied verbatim (one to three sentences); otherwise your paraphrase or inference.
-- context: what the passage is about, in one sentence.
-- insight: what this reveals about the person, in one sentence, in your own words (do not repeat the content).
-- relevance: integer 1-10, how much this tells about the person (10 = defining trait, 1 = trivial).
-- confidence: number 0-1, how sure you are that the text supports the fragment.
+A fragment is one piece of evidence about the person. Fields:
+- category: one of Biographical (life events, family, education, career), Cognitive (how they think, reason, learn, decide), Communicative (how they speak or write), Behavioral (habits, routines, actions), Values and Beliefs (principles, convictions, morals), Social (relationships, attitudes to others), Emotional (feelings, temperament), Meta-cognitive (how they judge their own mind and abilities).
+- fragment_type: "direct_quote" (words copied exactly from the passage), "paraphrase" (their point in your words) or "inference" (a conclusion the passage supports).
+- content: for a direct_quote, one or two sentences copied word for word from the passage; otherwise your paraphrase or inference.
+- context: what the passage is about, in one short sentence.
+- insight: what this reveals about the person, in one short sentence of your own (never a copy of the content).
+- relevance: integer from 1 (trivial) to 10 (defining trait).
+- confidence: number from 0 to 1, how well the passage supports the fragment.
 
-Prefer direct quotes. Return 0 to 8 fragments; return none for passages without evidence about the person (licences, tables of contents, editorial notes).
+Extract 3 to 6 fragments, mostly direct quotes. Return an empty list only when the passage says nothing about the person (a licence, a table of contents).
+
 Answer with JSON only: {"fragments": [...]}."""
 
 
@@ -168,7 +163,8 @@ def parse_answer(raw: str | None) -> tuple[CallStatus, list[ExtractedFragment], 
     Returns:
         (status, valid fragments, invalid fragments with their errors, error message). The status
         is `malformed` when the text is not JSON or has no `fragments` list; individual fragments
-        that fail validation are dropped into the invalid list and do not make the answer malformed.
+        that fail validation, or repeat an earlier one verbatim, are moved to the invalid list and
+        do not make the answer malformed.
     """
     if raw is None or not raw.strip():
         return CallStatus.malformed, [], [], "empty answer"
@@ -181,12 +177,21 @@ def parse_answer(raw: str | None) -> tuple[CallStatus, list[ExtractedFragment], 
         return CallStatus.malformed, [], [], "JSON has no 'fragments' list"
     valid: list[ExtractedFragment] = []
     invalid: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for item in items:
         try:
-            valid.append(ExtractedFragment.model_validate(item))
+            fragment = ExtractedFragment.model_validate(item)
         except ValidationError as exc:
             errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             invalid.append({"item": item, "error": errors})
+            continue
+        key = " ".join(fragment.content.lower().split())
+        if key in seen:
+            # small models repeat one fragment until the array is full; keep the first
+            invalid.append({"item": item, "error": "duplicate of an earlier fragment in this answer"})
+            continue
+        seen.add(key)
+        valid.append(fragment)
     return CallStatus.ok, valid, invalid, None
 
 
