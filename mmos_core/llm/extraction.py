@@ -54,6 +54,7 @@ RESPONSE_SCHEMA: dict[str, Any] = {
     "properties": {
         "fragments": {
             "type": "array",
+            # At least one: with an empty list allowed, the 0.5B model answered [] to every passage.
             "minItems": 1,
             "maxItems": MAX_FRAGMENTS_PER_CHUNK,
             "items": {
@@ -88,7 +89,7 @@ A fragment is one piece of evidence about the person. Fields:
 - relevance: integer from 1 (trivial) to 10 (defining trait).
 - confidence: number from 0 to 1, how well the passage supports the fragment.
 
-Extract 3 to 6 fragments, mostly direct quotes. Return an empty list only when the passage says nothing about the person (a licence, a table of contents).
+Extract 3 to 6 fragments, mostly direct quotes. If the passage says nothing about the person (a licence, a table of contents), return a single fragment with relevance 1.
 
 Answer with JSON only: {"fragments": [...]}."""
 
