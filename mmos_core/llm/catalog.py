@@ -15,6 +15,7 @@ from typing import Literal
 from mmos_core.config import Settings, get_settings
 from mmos_core.llm.cost import PriceSnapshot, lookup_prices
 from mmos_core.llm.local_models import LOCAL_MODELS
+from mmos_core.llm.server import register_litellm_prices
 
 #: "json_object_schema": `{"type": "json_object", "schema": …}` (llama-cpp-python's server answers 500 to
 #: json_schema); "json_schema": OpenAI-style structured output, which litellm maps for each provider.
@@ -54,18 +55,7 @@ def litellm() -> ModuleType:
     _litellm.suppress_debug_info = True
     _litellm.telemetry = False
     _litellm.drop_params = True
-    for alias in LOCAL_MODELS:
-        _litellm.register_model(
-            {
-                f"openai/{alias}": {
-                    "input_cost_per_token": 0.0,
-                    "output_cost_per_token": 0.0,
-                    "litellm_provider": "openai",
-                    "mode": "chat",
-                    "max_tokens": get_settings().llm_context_tokens,
-                }
-            }
-        )
+    register_litellm_prices()
     return _litellm
 
 
