@@ -380,6 +380,8 @@ def up(
             sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
             "--server.port", str(s.streamlit_port), "--server.headless", str(headless).lower(),
             "--browser.gatherUsageStats", "false",
+            # the uploader refuses what intake would refuse anyway, before it is sent
+            "--server.maxUploadSize", str(max(1, -(-s.max_source_bytes // 1_000_000))),
         ]
     )
     procs.append(ui)

@@ -65,7 +65,12 @@ def sidebar_status() -> None:
     with st.sidebar:
         st.caption("Runtime")
         workers = int(status["workers"])  # type: ignore[arg-type]
-        st.write(f"{'🟢' if workers else '🔴'} workers: {workers}")
-        st.write(f"{'🟢' if status['llm'] else '🔴'} local LLM server at {get_settings().llm_api_base}")
+        st.markdown(f"{_dot(bool(workers))} workers: {workers}")
+        st.markdown(f"{_dot(bool(status['llm']))} local LLM server at {get_settings().llm_api_base}")
         if not workers:
             st.warning("No worker is running: queued batches wait until `mmos worker` (or `mmos up`) runs.")
+
+
+def _dot(ok: bool) -> str:
+    # Material icons come with Streamlit's own font; emoji need fonts a server may lack.
+    return ":green[:material/check_circle:]" if ok else ":red[:material/cancel:]"
