@@ -1,13 +1,31 @@
-"""MMOS workbench: Streamlit entry point (`streamlit run app.py`, or `mmos up`)."""
+"""MMOS workbench: Streamlit entry point (`streamlit run app.py`, or `mmos up`).
+
+Signed out, only the sign-in page exists; signed in, the navigation lists the pages the user's
+role may open (see `mmos_core.auth.ROLE_PERMISSIONS`).
+"""
 
 import streamlit as st
 
-st.set_page_config(page_title="MMOS workbench", page_icon="🧭", layout="wide")
+from mmos_core.auth import Permission
+from mmos_core.ui import current_user, sign_out
 
-navigation = st.navigation(
-    [
-        st.Page("pages/sources.py", title="Sources", icon=":material/library_books:", default=True),
-        st.Page("pages/comparison.py", title="Comparison", icon=":material/compare_arrows:"),
-    ]
-)
+st.set_page_config(page_title="MMOS workbench", page_icon=":material/travel_explore:", layout="wide")
+
+#: (page file, title, icon, permission needed to see it)
+PAGES = [
+    ("pages/sources.py", "Sources", ":material/library_books:", Permission.add_sources),
+    ("pages/comparison.py", "Comparison", ":material/compare_arrows:", Permission.view_comparison),
+]
+
+user = current_user()
+if user is None:
+    navigation = st.navigation([st.Page("pages/sign_in.py", title="Sign in", icon=":material/login:")])
+else:
+    allowed = [st.Page(path, title=title, icon=icon) for path, title, icon, perm in PAGES if user.can(perm)]
+    navigation = st.navigation(allowed or [st.Page("pages/sign_in.py", title="Sign in")])
+    with st.sidebar:
+        st.caption(f"Signed in as **{user.display_name or user.username}** ({user.role.value})")
+        if st.button("Sign out", key="sign_out"):
+            sign_out()
+            st.rerun()
 navigation.run()

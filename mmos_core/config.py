@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     )
     embedding_threads: int = Field(default=2, description="onnxruntime intra-op threads of the embedder.")
     streamlit_port: int = Field(default=8501, description="Port the workbench UI listens on.")
+    oidc_default_role: str = Field(
+        default="analyst",
+        description="Role given to a person signing in through OIDC (st.login) for the first time.",
+    )
     cloud_models: str = Field(
         default="gpt-4o-mini,claude-haiku-4-5,gemini/gemini-2.5-flash",
         description=(

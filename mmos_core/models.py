@@ -28,7 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 EMBEDDING_DIM = 384
@@ -123,6 +123,11 @@ class ProcessingBatch(Base):
     # Prices used for cost_usd, frozen when the batch was created: {"input_cost_per_token", ...}.
     price_snapshot: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     malformed_responses: Mapped[int] = mapped_column(Integer, default=0)
+    # Regenerate: a batch re-running some chunks of an earlier batch (null = every chunk of the source).
+    parent_batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("processing_batches.id", ondelete="SET NULL", name="fk_batches_parent")
+    )
+    chunk_scope: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -211,6 +216,8 @@ class Fragment(Base):
     verified_by: Mapped[str | None] = mapped_column(String(200))
     verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     rejected: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    rejected_by: Mapped[str | None] = mapped_column(String(200))
+    rejected_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     embedding: Mapped[list[float] | None] = mapped_column(Vector(EMBEDDING_DIM))
     search_vector: Mapped[str] = mapped_column(
         TSVECTOR,
@@ -243,6 +250,7 @@ class Fragment(Base):
         Index("ix_fragments_source_batch", "source_id", "batch_id"),
         Index("ix_fragments_batch", "batch_id"),
         Index("ix_fragments_category", "category"),
+        Index("ix_fragments_review", "verified", "rejected"),
     )
 
 
@@ -356,3 +364,85 @@ class ProcessingQueue(Base):
             postgresql_where="queue_status = 'waiting'",
         ),
     )
+
+
+# --- Issue 3: users, review history, feedback, budgets (migration 0002) -------------------------
+
+
+class User(Base):
+    """A person signing in: local account (argon2 hash) or OIDC identity; one role each."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(200), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    # argon2id PHC string; never shown on a page or logged. Null for OIDC-only accounts.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("role IN ('analyst','reviewer','manager','admin')", name="ck_users_role"),
+    )
+
+
+class FragmentEdit(Base):
+    """One changed field of a fragment: who, when, old and new value (the edit history)."""
+
+    __tablename__ = "fragment_edits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fragment_id: Mapped[int] = mapped_column(ForeignKey("fragments.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    field: Mapped[str] = mapped_column(String(32))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    edited_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class UserFeedback(Base):
+    """Seed 002 `ai_user_feedback`: like / dislike / regenerate / skip and 1-5 stars on a fragment or a batch."""
+
+    __tablename__ = "ai_user_feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    fragment_id: Mapped[int | None] = mapped_column(ForeignKey("fragments.id", ondelete="CASCADE"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("processing_batches.id", ondelete="CASCADE"))
+    chunk_id: Mapped[int | None] = mapped_column(ForeignKey("source_chunks.id", ondelete="SET NULL"))
+    model_name: Mapped[str] = mapped_column(String(200), index=True)
+    category_key: Mapped[str] = mapped_column(String(100), default="fragment_extraction")
+    feedback_type: Mapped[str] = mapped_column(String(20))
+    quality_rating: Mapped[int | None] = mapped_column(SmallInteger)
+    reason: Mapped[str | None] = mapped_column(Text)
+    prompt_summary: Mapped[str | None] = mapped_column(String(200))
+    output_summary: Mapped[str | None] = mapped_column(String(200))
+    session_id: Mapped[str | None] = mapped_column(String(100))
+    regenerated_batch_id: Mapped[int | None] = mapped_column(ForeignKey("processing_batches.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now(), index=True)
+
+    __table_args__ = (
+        CheckConstraint(
+            "feedback_type IN ('like','dislike','regenerate','skip','rating')", name="ck_feedback_type"
+        ),
+        CheckConstraint("quality_rating IS NULL OR quality_rating BETWEEN 1 AND 5", name="ck_feedback_rating"),
+        CheckConstraint("fragment_id IS NOT NULL OR batch_id IS NOT NULL", name="ck_feedback_target"),
+    )
+
+
+class Budget(Base):
+    """Spending limits set by managers: daily cap (USD) and per-fragment limit (USD)."""
+
+    __tablename__ = "budgets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    daily_limit_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 4))
+    per_fragment_limit_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now(), onupdate=func.now())

@@ -8,7 +8,10 @@ from contextlib import contextmanager
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
+from mmos_core.auth import CurrentUser, Permission
 from mmos_core.config import get_settings
+
+_USER_KEY = "current_user"
 
 
 @st.cache_resource(show_spinner="Connecting to the database…")
@@ -74,3 +77,42 @@ def sidebar_status() -> None:
 def _dot(ok: bool) -> str:
     # Material icons come with Streamlit's own font; emoji need fonts a server may lack.
     return ":green[:material/check_circle:]" if ok else ":red[:material/cancel:]"
+
+
+def current_user() -> CurrentUser | None:
+    """The signed-in user of this browser session (identity only: id, name, role)."""
+    return st.session_state.get(_USER_KEY)
+
+
+def set_current_user(user: CurrentUser) -> None:
+    """Remember who signed in for this browser session."""
+    st.session_state[_USER_KEY] = user
+
+
+def sign_out() -> None:
+    """Forget the session's user (and leave the OIDC session when there is one)."""
+    st.session_state.pop(_USER_KEY, None)
+    if oidc_configured() and getattr(st.user, "is_logged_in", False):
+        st.logout()
+
+
+def require(permission: Permission) -> CurrentUser:
+    """The signed-in user if their role grants `permission`; otherwise an error and the page stops."""
+    user = current_user()
+    if user is None:
+        st.warning("Please sign in.")
+        st.stop()
+    if not user.can(permission):
+        st.error(f"Your role ({user.role.value}) does not allow this page.")
+        st.stop()
+    return user
+
+
+def oidc_configured() -> bool:
+    """Whether `.streamlit/secrets.toml` has an `[auth]` section for `st.login`."""
+    try:
+        return "auth" in st.secrets
+    except FileNotFoundError:
+        return False
+    except Exception:  # no secrets file at all
+        return False

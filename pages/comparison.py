@@ -6,8 +6,10 @@ import streamlit as st
 
 from mmos_core.services.comparison import DEFAULT_MATCH_THRESHOLD, align_batches, batch_stats, completed_batches
 from mmos_core.services.sources import list_sources
-from mmos_core.ui import sidebar_status, transaction
+from mmos_core.auth import Permission
+from mmos_core.ui import require, sidebar_status, transaction
 
+user = require(Permission.view_comparison)
 sidebar_status()
 st.title("Model comparison")
 

@@ -12,9 +12,11 @@ from mmos_core.llm.catalog import UnknownModelError
 from mmos_core.queue import enqueue
 from mmos_core.services.batches import batch_progress, queue_extraction
 from mmos_core.services.sources import DuplicateSourceError, create_source, list_sources
-from mmos_core.ui import local_model_names, model_names, sidebar_status, transaction
+from mmos_core.auth import Permission
+from mmos_core.ui import require, local_model_names, model_names, sidebar_status, transaction
 
 settings = get_settings()
+user = require(Permission.add_sources)
 sidebar_status()
 st.title("Sources")
 
@@ -105,7 +107,7 @@ chosen = st.multiselect(
 if st.button("Queue extraction", type="primary", disabled=not chosen, key="queue_extraction"):
     try:
         with transaction() as session:
-            jobs = queue_extraction(session=session, source_id=selected, model_names=chosen, processor_name="workbench")
+            jobs = queue_extraction(session=session, source_id=selected, model_names=chosen, processor_name=user.username)
         enqueue(jobs)
         st.success(f"Queued {len(jobs)} batch(es) on the '{jobs[0].rq_queue}' queue.")
     except (LookupError, UnknownModelError, ValueError) as exc:

@@ -73,12 +73,16 @@ def queue_extraction(
     model_names: list[str],
     processor_name: str | None = None,
     priority: int | None = None,
+    chunk_ids: list[int] | None = None,
+    parent_batch_id: int | None = None,
     settings: Settings | None = None,
 ) -> list[QueuedJob]:
     """Create one pending batch per model for this source, with queue rows. Does not commit or enqueue.
 
     Args:
         priority: queue priority 0-10; default from the source's extraction priority.
+        chunk_ids: only these chunks of the source (regenerate); default every chunk.
+        parent_batch_id: the batch whose output a regenerate replaces, shown next to it.
     Returns:
         One `QueuedJob` per model, in the order given.
     Raises:
@@ -92,7 +96,12 @@ def queue_extraction(
     source = session.get(Source, source_id)
     if source is None:
         raise LookupError(f"No source with id {source_id}.")
-    chunks_total = session.scalar(select(func.count()).select_from(SourceChunk).where(SourceChunk.source_id == source_id))
+    chunk_filter = [SourceChunk.source_id == source_id]
+    if chunk_ids:
+        chunk_filter.append(SourceChunk.id.in_(chunk_ids))
+    chunks_total = session.scalar(select(func.count()).select_from(SourceChunk).where(*chunk_filter))
+    if chunk_ids and chunks_total != len(set(chunk_ids)):
+        raise ValueError("Some chunks do not belong to this source.")
     if not chunks_total:
         raise ValueError(f"Source {source.source_code} has no text to extract from.")
     specs = [get_model(name, settings) for name in dict.fromkeys(model_names)]
@@ -115,6 +124,8 @@ def queue_extraction(
             total_sources=1,
             chunks_total=int(chunks_total),
             price_snapshot=price_snapshot(spec).as_dict(),
+            chunk_scope=sorted(set(chunk_ids)) if chunk_ids else None,
+            parent_batch_id=parent_batch_id,
         )
         session.add(batch)
         session.flush()

@@ -103,11 +103,10 @@ def start_attempt(*, session: Session, batch_id: int, worker_name: str | None) -
         ExtractionCall.batch_id == batch_id,
         ExtractionCall.status.in_([CallStatus.ok.value, CallStatus.malformed.value]),
     )
-    chunks = session.scalars(
-        select(SourceChunk)
-        .where(SourceChunk.source_id == source.id, SourceChunk.id.not_in(answered))
-        .order_by(SourceChunk.chunk_index)
-    ).all()
+    query = select(SourceChunk).where(SourceChunk.source_id == source.id, SourceChunk.id.not_in(answered))
+    if batch.chunk_scope:
+        query = query.where(SourceChunk.id.in_(batch.chunk_scope))
+    chunks = session.scalars(query.order_by(SourceChunk.chunk_index)).all()
     return BatchPlan(
         batch_id=batch.id,
         model_name=batch.model_name,
@@ -227,7 +226,10 @@ def finalize_batch(*, session: Session, batch_id: int, embed: Embed) -> Finalize
         )
         .order_by(ExtractionCall.id)
     ).all()
-    chunks = {c.id: c for c in session.scalars(select(SourceChunk).where(SourceChunk.source_id == source.id))}
+    chunk_query = select(SourceChunk).where(SourceChunk.source_id == source.id)
+    if batch.chunk_scope:
+        chunk_query = chunk_query.where(SourceChunk.id.in_(batch.chunk_scope))
+    chunks = {c.id: c for c in session.scalars(chunk_query)}
     latest: dict[int, ExtractionCall] = {}
     for call in calls:
         latest[call.chunk_id] = call

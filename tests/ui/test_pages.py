@@ -40,7 +40,18 @@ def app(clean_db) -> AppTest:
     """A fresh AppTest of app.py (the Sources page is the navigation default), caches emptied."""
     st.cache_resource.clear()  # model_names() and the sessionmaker are read afresh for this test's env
     st.cache_data.clear()
-    return AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["current_user"] = signed_in("admin")
+    return at
+
+
+def signed_in(role: str):
+    """A real account of this role, as the sign-in page would leave it in the session."""
+    from mmos_core.auth import create_user
+    from mmos_core.db import session_scope
+
+    with session_scope() as session:
+        return create_user(session=session, username=f"{role}-user", role=role, password="correct horse battery")
 
 
 def texts(elements) -> list[str]:
