@@ -15,6 +15,11 @@ st.set_page_config(page_title="MMOS workbench", page_icon=":material/travel_expl
 PAGES = [
     ("pages/sources.py", "Sources", ":material/library_books:", Permission.add_sources),
     ("pages/comparison.py", "Comparison", ":material/compare_arrows:", Permission.view_comparison),
+    ("pages/review.py", "Review", ":material/fact_check:", Permission.review_fragments),
+    ("pages/queue.py", "Queue", ":material/queue:", Permission.manage_queue),
+    ("pages/coverage.py", "Coverage", ":material/donut_small:", Permission.view_coverage),
+    ("pages/dashboard.py", "Dashboard", ":material/monitoring:", Permission.view_dashboard),
+    ("pages/users.py", "Users", ":material/group:", Permission.manage_users),
 ]
 
 user = current_user()

@@ -1,0 +1,187 @@
+"""Reviewer feedback on model outputs (seed 002 `ai_user_feedback`) and regeneration of a chunk.
+
+Feedback targets a fragment or a whole batch output; each row records the user, the model, the
+task category and the browser session. *Regenerate* re-runs the fragment's chunk (with the same
+or another model) as a new one-chunk batch whose `parent_batch_id` points at the original, so the
+new output can be shown next to the old one.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mmos_core.auth import CurrentUser, Permission
+from mmos_core.models import Fragment, ProcessingBatch, SourceProcessing, UserFeedback
+from mmos_core.services.batches import QueuedJob, queue_extraction
+
+TASK_CATEGORY = "fragment_extraction"
+
+
+class FeedbackType(str, enum.Enum):
+    """Seed 002's feedback types, plus `rating` for stars given alone."""
+
+    like = "like"
+    dislike = "dislike"
+    regenerate = "regenerate"
+    skip = "skip"
+    rating = "rating"
+
+
+class FeedbackError(ValueError):
+    """Feedback refused (no permission, bad rating, unknown target); the message is safe to show."""
+
+
+def _summary(text: str | None) -> str | None:
+    return text[:200] if text else None
+
+
+def record_feedback(
+    *,
+    session: Session,
+    user: CurrentUser,
+    feedback_type: FeedbackType | str,
+    fragment_id: int | None = None,
+    batch_id: int | None = None,
+    quality_rating: int | None = None,
+    reason: str | None = None,
+    session_id: str | None = None,
+) -> UserFeedback:
+    """Store one feedback entry on a fragment or (with only `batch_id`) on a whole batch. Does not commit.
+
+    Raises:
+        FeedbackError: role without `give_feedback`, rating outside 1-5, no or unknown target.
+    """
+    if not user.can(Permission.give_feedback):
+        raise FeedbackError(f"Your role ({user.role.value}) cannot give feedback.")
+    feedback_type = FeedbackType(feedback_type)
+    if quality_rating is not None and not 1 <= quality_rating <= 5:
+        raise FeedbackError("Ratings go from 1 to 5 stars.")
+    chunk_id = None
+    output = None
+    if fragment_id is not None:
+        fragment = session.get(Fragment, fragment_id)
+        if fragment is None:
+            raise FeedbackError(f"No fragment {fragment_id}.")
+        batch_id, chunk_id, output = fragment.batch_id, fragment.chunk_id, fragment.content
+    if batch_id is None:
+        raise FeedbackError("Feedback needs a fragment or a batch.")
+    batch = session.get(ProcessingBatch, batch_id)
+    if batch is None:
+        raise FeedbackError(f"No batch {batch_id}.")
+    row = UserFeedback(
+        user_id=user.id,
+        fragment_id=fragment_id,
+        batch_id=batch_id,
+        chunk_id=chunk_id,
+        model_name=batch.model_name,
+        category_key=TASK_CATEGORY,
+        feedback_type=feedback_type.value,
+        quality_rating=quality_rating,
+        reason=(reason or "").strip() or None,
+        prompt_summary=_summary(f"{batch.prompt_version} on batch {batch.batch_code}"),
+        output_summary=_summary(output),
+        session_id=session_id,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def regenerate_fragment(
+    *,
+    session: Session,
+    user: CurrentUser,
+    fragment_id: int,
+    model_name: str | None = None,
+    reason: str | None = None,
+    session_id: str | None = None,
+) -> QueuedJob:
+    """Record a `regenerate` on a fragment and queue its chunk again (same model unless `model_name`).
+
+    Does not commit or enqueue: the caller commits, then `mmos_core.queue.enqueue([job])`.
+
+    Raises:
+        FeedbackError: no permission, unknown fragment, or a fragment without a chunk (imported).
+        mmos_core.llm.catalog.UnknownModelError: the model is not available.
+    """
+    fragment = session.get(Fragment, fragment_id)
+    if fragment is None:
+        raise FeedbackError(f"No fragment {fragment_id}.")
+    if fragment.chunk_id is None:
+        raise FeedbackError("This fragment has no chunk to regenerate (imported or legacy).")
+    row = record_feedback(
+        session=session, user=user, feedback_type=FeedbackType.regenerate, fragment_id=fragment_id,
+        reason=reason, session_id=session_id,
+    )
+    original = session.get(ProcessingBatch, fragment.batch_id)
+    assert original is not None
+    [job] = queue_extraction(
+        session=session,
+        source_id=fragment.source_id,
+        model_names=[model_name or original.model_name],
+        processor_name=user.username,
+        chunk_ids=[fragment.chunk_id],
+        parent_batch_id=original.id,
+    )
+    row.regenerated_batch_id = job.batch_id
+    return job
+
+
+@dataclass(frozen=True)
+class FeedbackCounts:
+    """Feedback on one target: counts per type and mean stars (None without ratings)."""
+
+    likes: int
+    dislikes: int
+    regenerates: int
+    skips: int
+    ratings: int
+    mean_stars: float | None
+
+
+def feedback_counts(*, session: Session, fragment_id: int | None = None, batch_id: int | None = None) -> FeedbackCounts:
+    """Counts of the feedback given on a fragment, or on a batch (its own and its fragments')."""
+    q = select(UserFeedback.feedback_type, func.count(), func.avg(UserFeedback.quality_rating), func.count(UserFeedback.quality_rating))
+    if fragment_id is not None:
+        q = q.where(UserFeedback.fragment_id == fragment_id)
+    elif batch_id is not None:
+        q = q.where(UserFeedback.batch_id == batch_id)
+    else:
+        raise FeedbackError("Counts need a fragment or a batch.")
+    rows = session.execute(q.group_by(UserFeedback.feedback_type)).all()
+    by_type = {t: n for t, n, _, _ in rows}
+    rated = [(avg, n) for _, _, avg, n in rows if n]
+    total = sum(n for _, n in rated)
+    mean = sum(float(avg) * n for avg, n in rated) / total if total else None
+    return FeedbackCounts(
+        likes=by_type.get("like", 0),
+        dislikes=by_type.get("dislike", 0),
+        regenerates=by_type.get("regenerate", 0),
+        skips=by_type.get("skip", 0),
+        ratings=total,
+        mean_stars=mean,
+    )
+
+
+def regenerations(*, session: Session, fragment_id: int) -> list[tuple[ProcessingBatch, list[Fragment]]]:
+    """Batches that re-ran this fragment's chunk (newest first) with the fragments each produced for it."""
+    fragment = session.get(Fragment, fragment_id)
+    if fragment is None or fragment.chunk_id is None:
+        return []
+    batches = session.scalars(
+        select(ProcessingBatch)
+        .join(SourceProcessing, SourceProcessing.batch_id == ProcessingBatch.id)
+        .where(
+            ProcessingBatch.parent_batch_id == fragment.batch_id,
+            ProcessingBatch.chunk_scope.any(fragment.chunk_id),
+        )
+        .order_by(ProcessingBatch.id.desc())
+    ).all()
+    return [
+        (b, list(session.scalars(select(Fragment).where(Fragment.batch_id == b.id, Fragment.chunk_id == fragment.chunk_id))))
+        for b in batches
+    ]
