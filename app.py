@@ -6,8 +6,8 @@ role may open (see `mmos_core.auth.ROLE_PERMISSIONS`).
 
 import streamlit as st
 
-from mmos_core.auth import Permission
-from mmos_core.ui import current_user, sign_out
+from mmos_core.auth import Permission, reload_user
+from mmos_core.ui import current_user, set_current_user, sign_out, transaction
 
 st.set_page_config(page_title="MMOS workbench", page_icon=":material/travel_explore:", layout="wide")
 
@@ -19,10 +19,20 @@ PAGES = [
     ("pages/queue.py", "Queue", ":material/queue:", Permission.manage_queue),
     ("pages/coverage.py", "Coverage", ":material/donut_small:", Permission.view_coverage),
     ("pages/dashboard.py", "Dashboard", ":material/monitoring:", Permission.view_dashboard),
+    ("pages/data_transfer.py", "Import / export", ":material/import_export:", Permission.import_export),
     ("pages/users.py", "Users", ":material/group:", Permission.manage_users),
 ]
 
 user = current_user()
+if user is not None:
+    # re-read the account on every run: a role change or a deactivation applies at once
+    with transaction() as session:
+        fresh = reload_user(session=session, user_id=user.id)
+    if fresh is None:
+        sign_out()
+    elif fresh != user:
+        set_current_user(fresh)
+    user = fresh
 if user is None:
     navigation = st.navigation([st.Page("pages/sign_in.py", title="Sign in", icon=":material/login:")])
 else:

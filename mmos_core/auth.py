@@ -202,6 +202,14 @@ def user_from_oidc(*, session: Session, subject: str, email: str | None, name: s
     return _current(user)
 
 
+def reload_user(*, session: Session, user_id: int) -> CurrentUser | None:
+    """The account as it is now (role changes apply at once); None when deactivated or deleted."""
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        return None
+    return _current(user)
+
+
 def has_users(*, session: Session) -> bool:
     """Whether any account exists (the sign-in page offers to create the first admin when not)."""
     return bool(session.scalar(select(func.count()).select_from(User)))

@@ -168,6 +168,7 @@ def record_provider_error(*, session: Session, plan: BatchPlan, chunk_id: int, e
 
 
 def _location(source: Source, chunk: SourceChunk, item: ExtractedFragment) -> dict[str, Any]:
+    # Every branch returns the same keys: the rows go to one executemany INSERT.
     cues = [Cue(c[0], c[1], c[2], c[3], c[4]) for c in source.cues] if source.cues else None
     if item.fragment_type == "direct_quote":
         loc = locate_quote(
@@ -184,12 +185,18 @@ def _location(source: Source, chunk: SourceChunk, item: ExtractedFragment) -> di
                 "char_end": loc.char_end,
                 "location_score": round(loc.score, 2),
             }
-        return {"location_in_source": f"{chunk.location_label} (quote not found)"[:200]}
+        return {
+            "location_in_source": f"{chunk.location_label} (quote not found)"[:200],
+            "char_start": None,
+            "char_end": None,
+            "location_score": None,
+        }
     # Paraphrases and inferences point at the chunk they were drawn from.
     return {
         "location_in_source": chunk.location_label[:200],
         "char_start": chunk.char_start,
         "char_end": chunk.char_end,
+        "location_score": None,
     }
 
 
@@ -330,6 +337,8 @@ def mark_attempt_failed(
     if batch is None or batch.batch_status == BatchStatus.completed.value:
         return
     queue = _queue_row(session, batch_id)
+    if queue is not None and queue.queue_status == QueueStatus.cancelled.value:
+        return  # a cancelled job that failed while stopping stays cancelled
     link = session.scalar(select(SourceProcessing).where(SourceProcessing.batch_id == batch_id))
     if retry_at is None:
         batch.batch_status = BatchStatus.failed.value

@@ -111,6 +111,35 @@ def test_cloud_model_cost_uses_the_snapshotted_litellm_price(fake_llm, embedder_
     assert fake_llm["requests"][0]["response_format"]["type"] == "json_schema"
 
 
+def test_quotes_found_and_not_found_in_one_batch(fake_llm, embedder_or_skip, darwin_text):
+    """A made-up 'quote' is kept but marked as not found; a paraphrase points at its chunk."""
+    source_id, n_chunks = _source(darwin_text, words=400)
+
+    def respond(req):
+        real = _first_sentence(_user_passage(req))
+        answer = json.loads(quote_answer([real, "I never once doubted the literal truth of every word in the Bible."]))
+        answer["fragments"].append(dict(answer["fragments"][0], fragment_type="paraphrase", content="He liked to collect things."))
+        return 200, chat_completion(json.dumps(answer))
+
+    fake_llm["respond"] = respond
+    with session_scope() as session:
+        jobs = queue_extraction(session=session, source_id=source_id, model_names=[SMALL])
+    enqueue(jobs)
+    _drain()
+    with session_scope() as session:
+        assert session.get(ProcessingBatch, jobs[0].batch_id).batch_status == "completed"
+        rows = session.scalars(select(Fragment).order_by(Fragment.id)).all()
+        assert len(rows) == 3 * n_chunks
+        found = [f for f in rows if f.location_score is not None]
+        missing = [f for f in rows if f.location_in_source.endswith("(quote not found)")]
+        paraphrases = [f for f in rows if f.fragment_type == "paraphrase"]
+        assert len(found) == len(missing) == len(paraphrases) == n_chunks
+        assert all(f.char_start is None for f in missing)
+        assert all(f.char_start is not None and f.location_score is None for f in paraphrases)
+        perf = session.scalar(select(ModelPerformance))
+        assert float(perf.located_share) == 0.5
+
+
 def test_malformed_answer_is_recorded_and_batch_still_completes(fake_llm, embedder_or_skip, darwin_text):
     source_id, n_chunks = _source(darwin_text, words=900)
     assert n_chunks >= 2
