@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -37,6 +38,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(llm_app, name="llm")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+RECONCILE_EVERY_S = 60
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -151,12 +153,26 @@ def worker(
     from mmos_core.domain import RQ_QUEUES
     from mmos_core.queue import enqueue, get_redis, reconcile
 
-    with db.session_scope() as session:
-        todo = reconcile(session=session, stale_after_s=0)
-    if todo:
-        enqueue(todo)
-        typer.echo(f"re-enqueued {len(todo)} orphaned job(s)")
-    db.reset()  # the forked work horses must not share the parent's connections
+    def reconcile_once(stale_after_s: int) -> None:
+        with db.session_scope() as session:
+            todo = reconcile(session=session, stale_after_s=stale_after_s)
+        if todo:
+            enqueue(todo)
+            typer.echo(f"re-enqueued {len(todo)} orphaned job(s): {', '.join(j.rq_job_id for j in todo)}")
+
+    reconcile_once(0)
+    if not burst:
+        # A worker killed outright leaves its job "started"; look again every minute so such a
+        # batch resumes without waiting for RQ's 10-minute registry maintenance.
+        def loop() -> None:
+            while True:
+                time.sleep(RECONCILE_EVERY_S)
+                try:
+                    reconcile_once(RECONCILE_EVERY_S)
+                except Exception as exc:  # a database or Redis blip must not kill the worker
+                    typer.echo(f"reconcile failed: {exc}", err=True)
+
+        threading.Thread(target=loop, name="mmos-reconcile", daemon=True).start()
     w = Worker(list(RQ_QUEUES), connection=get_redis(), name=name)
     w.work(with_scheduler=True, burst=burst)
 

@@ -6,6 +6,7 @@ services take `session=` and never commit.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -33,6 +34,16 @@ def session_scope() -> Iterator[Session]:
     """One transaction: commits when the block ends, rolls back on an exception."""
     with get_sessionmaker().begin() as session:
         yield session
+
+
+def _after_fork_in_child() -> None:
+    # A forked RQ work horse must not use the parent's pooled connections (SQLAlchemy's
+    # documented pattern: dispose without closing the parent's sockets).
+    if get_engine.cache_info().currsize:
+        get_engine().dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def reset() -> None:
