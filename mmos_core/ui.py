@@ -116,3 +116,14 @@ def oidc_configured() -> bool:
         return False
     except Exception:  # no secrets file at all
         return False
+
+
+def browser_session_id() -> str | None:
+    """Streamlit's id of this browser session (groups a reviewer's feedback, seed 002 `session_id`)."""
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        return ctx.session_id if ctx else None
+    except Exception:
+        return None

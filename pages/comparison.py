@@ -4,10 +4,13 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from mmos_core.auth import Permission
+from mmos_core.llm.catalog import UnknownModelError
+from mmos_core.queue import enqueue
+from mmos_core.services import feedback as fb
 from mmos_core.services.comparison import DEFAULT_MATCH_THRESHOLD, align_batches, batch_stats, completed_batches
 from mmos_core.services.sources import list_sources
-from mmos_core.auth import Permission
-from mmos_core.ui import require, sidebar_status, transaction
+from mmos_core.ui import browser_session_id, model_names, require, sidebar_status, transaction
 
 user = require(Permission.view_comparison)
 sidebar_status()
@@ -83,6 +86,61 @@ if len(stats) >= 1:
         title="Speed and relevance per batch",
     )
     st.plotly_chart(chart, width="stretch")
+
+def _batch_feedback(kind: str, batch_id: int) -> None:
+    """Store thumbs / stars / like / dislike / skip / regenerate on a whole batch output."""
+    rating = None
+    if kind == "thumbs":
+        value = st.session_state.get(f"batch_thumbs_{batch_id}")
+        if value is None:
+            return
+        kind = "like" if value == 1 else "dislike"
+    elif kind == "stars":
+        value = st.session_state.get(f"batch_stars_{batch_id}")
+        if value is None:
+            return
+        kind, rating = "rating", int(value) + 1
+    reason = st.session_state.get(f"batch_reason_{batch_id}")
+    try:
+        with transaction() as session:
+            if kind == "regenerate":
+                job = fb.regenerate_batch(
+                    session=session, user=user, batch_id=batch_id, reason=reason, session_id=browser_session_id(),
+                    model_name=st.session_state.get(f"batch_regen_model_{batch_id}"),
+                )
+            else:
+                fb.record_feedback(
+                    session=session, user=user, feedback_type=kind, batch_id=batch_id, quality_rating=rating,
+                    reason=reason, session_id=browser_session_id(),
+                )
+        if kind == "regenerate":
+            enqueue([job])
+        st.toast(f"Feedback recorded: {kind}{f' ({rating}★)' if rating else ''}.")
+    except (fb.FeedbackError, UnknownModelError, ValueError) as exc:
+        st.toast(f"Not recorded: {exc}")
+
+
+with st.expander("Rate a batch output", icon=":material/thumbs_up_down:"):
+    rated = st.selectbox("Batch", chosen, format_func=batch_labels.get, key="rate_batch")
+    if rated is not None:
+        thumbs_col, stars_col = st.columns(2)
+        with thumbs_col:
+            st.feedback("thumbs", key=f"batch_thumbs_{rated}", on_change=_batch_feedback, args=("thumbs", rated))
+        with stars_col:
+            st.feedback("stars", key=f"batch_stars_{rated}", on_change=_batch_feedback, args=("stars", rated))
+        st.text_input("Reason (optional)", key=f"batch_reason_{rated}")
+        like, dislike, skip, regen_model, regen = st.columns([1, 1, 1, 2, 1])
+        like.button("Like", key=f"batch_like_{rated}", on_click=_batch_feedback, args=("like", rated))
+        dislike.button("Dislike", key=f"batch_dislike_{rated}", on_click=_batch_feedback, args=("dislike", rated))
+        skip.button("Skip", key=f"batch_skip_{rated}", on_click=_batch_feedback, args=("skip", rated))
+        regen_model.selectbox("Regenerate with", model_names(), key=f"batch_regen_model_{rated}", label_visibility="collapsed")
+        regen.button("Regenerate", key=f"batch_regen_{rated}", on_click=_batch_feedback, args=("regenerate", rated))
+        with transaction() as session:
+            counts = fb.feedback_counts(session=session, batch_id=rated)
+        st.caption(
+            f"likes {counts.likes} · dislikes {counts.dislikes} · regenerated {counts.regenerates} · skipped {counts.skips}"
+            + (f" · {counts.mean_stars:.1f}★ from {counts.ratings} rating(s)" if counts.ratings else "")
+        )
 
 if len(chosen) < 2:
     st.info("Choose two batches to see their fragments side by side.")

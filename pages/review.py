@@ -19,7 +19,7 @@ from mmos_core.llm.catalog import UnknownModelError
 from mmos_core.queue import enqueue
 from mmos_core.services import feedback as fb
 from mmos_core.services import review as rv
-from mmos_core.ui import model_names, require, sidebar_status, transaction
+from mmos_core.ui import browser_session_id, model_names, require, sidebar_status, transaction
 
 user = require(Permission.review_fragments)
 sidebar_status()
@@ -27,16 +27,6 @@ st.title("Review")
 
 _FLASH = "review_flash"
 _PAGE = "review_page"
-
-
-def _browser_session_id() -> str | None:
-    try:
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-        ctx = get_script_run_ctx()
-        return ctx.session_id if ctx else None
-    except Exception:
-        return None
 
 
 def _run(action: Callable[[Any], Any], success: str | None = None) -> Any:
@@ -119,7 +109,7 @@ def _feedback(kind: str, fragment_id: int, who: CurrentUser) -> None:
     _run(
         lambda s: fb.record_feedback(
             session=s, user=who, feedback_type=kind, fragment_id=fragment_id, quality_rating=rating,
-            reason=reason, session_id=_browser_session_id(),
+            reason=reason, session_id=browser_session_id(),
         ),
         f"Feedback recorded: {kind}{f' ({rating}★)' if rating else ''}.",
     )
@@ -129,7 +119,7 @@ def _regenerate(fragment_id: int, who: CurrentUser) -> None:
     job = _run(
         lambda s: fb.regenerate_fragment(
             session=s, user=who, fragment_id=fragment_id, model_name=st.session_state.get(f"regen_model_{fragment_id}"),
-            reason=st.session_state.get(f"reason_{fragment_id}"), session_id=_browser_session_id(),
+            reason=st.session_state.get(f"reason_{fragment_id}"), session_id=browser_session_id(),
         )
     )
     if job is None:

@@ -131,6 +131,40 @@ def regenerate_fragment(
     return job
 
 
+def regenerate_batch(
+    *,
+    session: Session,
+    user: CurrentUser,
+    batch_id: int,
+    model_name: str | None = None,
+    reason: str | None = None,
+    session_id: str | None = None,
+) -> QueuedJob:
+    """Record a `regenerate` on a whole batch output and queue the same chunks again as a new batch.
+
+    Does not commit or enqueue. Raises FeedbackError / UnknownModelError like `regenerate_fragment`.
+    """
+    row = record_feedback(
+        session=session, user=user, feedback_type=FeedbackType.regenerate, batch_id=batch_id,
+        reason=reason, session_id=session_id,
+    )
+    original = session.get(ProcessingBatch, batch_id)
+    assert original is not None
+    source_id = session.scalar(select(SourceProcessing.source_id).where(SourceProcessing.batch_id == batch_id))
+    if source_id is None:
+        raise FeedbackError("This batch has no source to run again.")
+    [job] = queue_extraction(
+        session=session,
+        source_id=source_id,
+        model_names=[model_name or original.model_name],
+        processor_name=user.username,
+        chunk_ids=original.chunk_scope,
+        parent_batch_id=original.id,
+    )
+    row.regenerated_batch_id = job.batch_id
+    return job
+
+
 @dataclass(frozen=True)
 class FeedbackCounts:
     """Feedback on one target: counts per type and mean stars (None without ratings)."""

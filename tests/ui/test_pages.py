@@ -217,3 +217,31 @@ def test_comparison_of_two_completed_batches(app, fake_llm, embedder_or_skip):
     assert not at.exception, at.exception
     assert any("Choose two batches" in t for t in texts(at.info))
     assert len(at.dataframe[0].value) == 1
+
+
+def test_batch_output_feedback_on_the_comparison_page(app, fake_llm, embedder_or_skip):
+    """A reviewer likes a whole batch output and regenerates it; both land in ai_user_feedback."""
+    from sqlalchemy import select
+
+    from mmos_core.db import session_scope
+    from mmos_core.models import ProcessingBatch, UserFeedback
+    from mmos_core.services.batches import queue_extraction
+    from workers.extraction import run_extraction
+
+    source_id = make_source()
+    fake_llm["respond"] = lambda req: (200, chat_completion(quote_answer(["I was born at Shrewsbury"])))
+    with session_scope() as session:
+        jobs = queue_extraction(session=session, source_id=source_id, model_names=[SMALL, LARGE])
+    for job in jobs:
+        run_extraction(job.batch_id)
+    at = app.switch_page("pages/comparison.py").run()
+    at.button(key=f"batch_like_{jobs[0].batch_id}").click().run()
+    at.button(key=f"batch_regen_{jobs[0].batch_id}").click().run()
+    assert not at.exception
+    with session_scope() as session:
+        kinds = [f.feedback_type for f in session.scalars(select(UserFeedback).order_by(UserFeedback.id))]
+        regenerated = session.scalar(select(ProcessingBatch).where(ProcessingBatch.parent_batch_id == jobs[0].batch_id))
+        row = session.scalar(select(UserFeedback).where(UserFeedback.feedback_type == "regenerate"))
+        assert kinds == ["like", "regenerate"]
+        assert row.user_id is not None and row.model_name == SMALL and row.regenerated_batch_id == regenerated.id
+        assert regenerated.batch_status == "pending" and regenerated.chunks_total == 1
