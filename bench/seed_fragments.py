@@ -228,6 +228,38 @@ def copy_fragments(engine, rows: list[tuple], vectors: np.ndarray, chunk_rows: i
                     copy.write_row((*row, "[" + ",".join(f"{v:.6g}" for v in vector.tolist()) + "]"))
 
 
+# One staged call per (batch, chunk), spread over the last 30 days, so the dashboard's spend per day
+# has data; the batch's cost and tokens are split evenly over its chunks.
+CALLS_SQL = """
+INSERT INTO extraction_calls (batch_id, chunk_id, attempt, status, input_tokens, output_tokens, cost_usd, duration_ms, created_at)
+SELECT b.id, c.id, 1, 'ok', b.total_input_tokens / b.chunks_total, b.total_output_tokens / b.chunks_total,
+       b.estimated_cost_usd / b.chunks_total, (b.processing_duration_seconds * 1000 / b.chunks_total)::int,
+       now() - (random() * 30) * interval '1 day'
+FROM processing_batches b
+JOIN source_processing sp ON sp.batch_id = b.id
+JOIN source_chunks c ON c.source_id = sp.source_id
+WHERE b.batch_code LIKE :tag
+"""
+
+# model_performance as the worker writes it at completion (seed 000 section 4A).
+PERFORMANCE_SQL = """
+INSERT INTO model_performance (model_provider, model_name, source_id, batch_id, source_type, fragments_extracted,
+    extraction_quality_avg, relevance_score_avg, confidence_avg, cost_usd, cost_per_fragment, tokens_per_fragment,
+    time_per_fragment_seconds, located_share, malformed_share)
+SELECT b.model_provider, b.model_name, s.id, b.id, s.source_type, COUNT(f.id),
+       AVG(f.confidence) * 10, AVG(f.relevance), AVG(f.confidence), b.estimated_cost_usd,
+       b.estimated_cost_usd / NULLIF(COUNT(f.id), 0), b.total_output_tokens::numeric / NULLIF(COUNT(f.id), 0),
+       b.processing_duration_seconds / NULLIF(COUNT(f.id), 0),
+       AVG(CASE WHEN f.fragment_type = 'direct_quote' THEN (f.location_score IS NOT NULL)::int END), 0
+FROM processing_batches b
+JOIN source_processing sp ON sp.batch_id = b.id
+JOIN sources s ON s.id = sp.source_id
+LEFT JOIN fragments f ON f.batch_id = b.id
+WHERE b.batch_code LIKE :tag
+GROUP BY b.id, s.id
+"""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Seed the database; print per-phase rows/s and the total time."""
     args = _parse_args(argv)
@@ -276,8 +308,13 @@ def main(argv: list[str] | None = None) -> None:
             with session_scope() as session:
                 total = session.scalar(select(func.count()).select_from(Fragment))
             _phase("rebuild HNSW index", total, t)
+    t = time.perf_counter()
     with engine.begin() as conn:
-        conn.execute(text("ANALYZE fragments"))
+        calls = conn.execute(text(CALLS_SQL), {"tag": f"BENCH_{tag}_%"}).rowcount
+        conn.execute(text(PERFORMANCE_SQL), {"tag": f"BENCH_{tag}_%"})
+    _phase("extraction calls + performance", calls, t)
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
     took = time.perf_counter() - t0
     print(f"total {took:.1f} s: {len(rows):,} fragments at {len(rows) / took:,.0f} rows/s overall")
 
