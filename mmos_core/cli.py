@@ -336,6 +336,40 @@ def format_comparison(stats) -> str:
     return "\n".join(lines)
 
 
+# --- backup / restore ---------------------------------------------------------------------------
+
+
+@app.command("backup")
+def backup_cmd(dest: Annotated[Path, typer.Argument(help="Folder to write the backup under.")]) -> None:
+    """Back up PostgreSQL (pg_dump), Redis (every key with its TTL) and the confidence lake."""
+    from mmos_core.backup import BackupError, backup
+
+    try:
+        out = backup(dest)
+    except BackupError as exc:
+        _fail(str(exc))
+    typer.echo(f"backup written to {out}")
+
+
+@app.command("restore")
+def restore_cmd(
+    src: Annotated[Path, typer.Argument(help="A backup folder (mmos-backup-...).")],
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="A fresh data dir to restore into.")],
+) -> None:
+    """Restore a backup into a fresh data dir (starts embedded PostgreSQL + Redis there) and verify counts."""
+    from mmos_core.backup import BackupError, RestoreError, restore
+
+    try:
+        result = restore(src, data_dir=data_dir)
+    except (RestoreError, BackupError) as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"restored {sum(result.row_counts.values())} rows in {len(result.row_counts)} tables, "
+        f"{result.redis_keys} Redis keys, {result.lake_entries} lake entries into {data_dir}; "
+        f"use it with MMOS_DATA_DIR={data_dir}"
+    )
+
+
 # --- status / up --------------------------------------------------------------------------------
 
 
