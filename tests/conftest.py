@@ -61,7 +61,8 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
 TABLES = (
     "fragment_relationships, fragment_tags, tags, fragments, extraction_calls, model_performance, "
     "processing_queue, source_processing, processing_batches, source_chunks, sources, "
-    "ai_user_feedback, fragment_edits, budgets, users"
+    "ai_user_feedback, fragment_edits, budgets, users, "
+    "sacred_interventions, context_metrics, training_samples, asi_inferences, beam_tensors, onnx_models"
 )
 
 
