@@ -104,8 +104,13 @@ def models_provision(
             typer.echo(f"ok  {path}")
     if not skip_embeddings:
         from mmos_core.embeddings.provision import provision_embedder
+        from mmos_core.embeddings.quantize import QuantizationError, build_int8
 
         typer.echo(f"ok  {provision_embedder(log=typer.echo)}")
+        try:
+            typer.echo(f"ok  {build_int8(log=typer.echo)}")
+        except QuantizationError as exc:  # the fp32 model is enough to run; int8 is an option
+            typer.secho(f"warning: int8 embedder not built: {exc}", fg=typer.colors.YELLOW, err=True)
 
 
 @llm_app.command("start")
