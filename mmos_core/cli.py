@@ -39,6 +39,7 @@ app.add_typer(llm_app, name="llm")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RECONCILE_EVERY_S = 60
+ROLLUP_EVERY_TICKS = 5  # refresh asi_performance_summary every 5 minutes
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -170,12 +171,20 @@ def worker(
         # A worker killed outright leaves its job "started"; look again every minute so such a
         # batch resumes without waiting for RQ's 10-minute registry maintenance.
         def loop() -> None:
+            from mmos_core.services.model_registry import refresh_performance_summary
+
+            ticks = 0
             while True:
                 time.sleep(RECONCILE_EVERY_S)
+                ticks += 1
                 try:
                     reconcile_once(RECONCILE_EVERY_S)
+                    if ticks % ROLLUP_EVERY_TICKS == 0:
+                        # the scheduled refresh of the hourly inference rollup (seed 003)
+                        with db.session_scope() as session:
+                            refresh_performance_summary(session=session)
                 except Exception as exc:  # a database or Redis blip must not kill the worker
-                    typer.echo(f"reconcile failed: {exc}", err=True)
+                    typer.echo(f"maintenance failed: {exc}", err=True)
 
         threading.Thread(target=loop, name="mmos-reconcile", daemon=True).start()
     w = Worker(list(RQ_QUEUES), connection=get_redis(), name=name)
@@ -339,6 +348,91 @@ def format_comparison(stats) -> str:
             f"{s.malformed_responses:>4}/{s.chunks_total:<4}"
         )
     return "\n".join(lines)
+
+
+# --- health / metrics -----------------------------------------------------------------------------
+
+
+@app.command()
+def health() -> None:
+    """Check PostgreSQL, Redis, the embedder (through the model registry), the LLM server and workers.
+
+    Exit code 1 when PostgreSQL, Redis or the embedder is unavailable (the LLM server and workers are
+    reported but optional: cloud models need no local server).
+    """
+    from sqlalchemy import text
+
+    from mmos_core import db
+
+    failures = 0
+
+    def line(ok: bool, name: str, detail: str, required: bool = True) -> None:
+        nonlocal failures
+        failures += int(required and not ok)
+        mark = typer.style("ok  ", fg=typer.colors.GREEN) if ok else typer.style("FAIL" if required else "warn", fg=typer.colors.RED if required else typer.colors.YELLOW)
+        typer.echo(f"{mark} {name:<10} {detail}")
+
+    try:
+        with db.session_scope() as session:
+            version = session.execute(text("SELECT current_setting('server_version')")).scalar()
+            revision = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        line(True, "postgres", f"{version}, schema {revision}")
+    except Exception as exc:
+        line(False, "postgres", str(exc).splitlines()[0])
+    try:
+        from mmos_core.queue import get_redis
+
+        info = get_redis().info("server")
+        line(True, "redis", f"{info.get('redis_version')}")
+    except Exception as exc:
+        line(False, "redis", str(exc).splitlines()[0])
+    try:
+        from mmos_core.services.model_registry import registry_embedder
+
+        embedder = registry_embedder()
+        line(True, "embedder", f"{embedder.model_dir.name}" if hasattr(embedder, "model_dir") else "ready")
+    except Exception as exc:
+        line(False, "embedder", str(exc).splitlines()[0])
+    try:
+        from mmos_core.llm.server import is_healthy
+
+        line(is_healthy(timeout_s=2), "llm", get_settings().llm_api_base, required=False)
+    except Exception as exc:
+        line(False, "llm", str(exc).splitlines()[0], required=False)
+    try:
+        from rq import Worker
+
+        from mmos_core.queue import get_redis
+
+        n = len(Worker.all(connection=get_redis()))
+        line(n > 0, "workers", f"{n} running", required=False)
+    except Exception as exc:
+        line(False, "workers", str(exc).splitlines()[0], required=False)
+    raise typer.Exit(1 if failures else 0)
+
+
+@app.command()
+def metrics(hours: Annotated[int, typer.Option(help="How many hours of the hourly rollup to print.")] = 24) -> None:
+    """Inference metrics: the hourly rollup (asi_performance_summary) and the confidence lake."""
+    from mmos_core import db
+    from mmos_core.lake import get_lake
+    from mmos_core.services.model_registry import performance_summary, refresh_performance_summary
+
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)
+    with db.session_scope() as session:
+        refresh_performance_summary(session=session)
+        rows = performance_summary(session=session, since=since)
+    typer.echo(f"{'hour (UTC)':<17} {'model':<28} {'n':>6} {'p50_ms':>8} {'p95_ms':>8} {'conf':>6} {'halluc':>7} {'lake':>5}")
+    for r in rows:
+        typer.echo(
+            f"{r['hour']:%Y-%m-%d %H:%M} {str(r.get('model_name') or '-')[:28]:<28} {r['total_inferences']:>6} "
+            f"{(r['p50_processing_time_ms'] or 0):>8.1f} {(r['p95_processing_time_ms'] or 0):>8.1f} "
+            f"{(r['avg_confidence'] or 0):>6.3f} {(r['hallucination_rate'] or 0):>7.1%} {r['lake_worthy_count']:>5}"
+        )
+    if not rows:
+        typer.echo("(no inferences in that window)")
+    stats = get_lake().stats()
+    typer.echo(f"lake: {stats.entries} entries, {stats.segments} segments, {stats.bytes:,} bytes, {stats.torn_records} torn records skipped")
 
 
 # --- backup / restore ---------------------------------------------------------------------------
