@@ -19,6 +19,7 @@ PAGES = [
     ("pages/queue.py", "Queue", ":material/queue:", Permission.manage_queue),
     ("pages/coverage.py", "Coverage", ":material/donut_small:", Permission.view_coverage),
     ("pages/dashboard.py", "Dashboard", ":material/monitoring:", Permission.view_dashboard),
+    ("pages/monitoring.py", "Inference monitor", ":material/speed:", Permission.view_coverage),
     ("pages/data_transfer.py", "Import / export", ":material/import_export:", Permission.import_export),
     ("pages/users.py", "Users", ":material/group:", Permission.manage_users),
 ]
