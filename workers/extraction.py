@@ -38,7 +38,7 @@ def run_extraction(batch_id: int) -> dict[str, Any]:
         ProviderError: a chunk's provider call failed after its retries (RQ retries the job).
         mmos_core.embeddings.embedder.EmbedderUnavailable: the embedding model is not provisioned.
     """
-    from mmos_core.embeddings.embedder import get_embedder
+    from mmos_core.services.model_registry import cached_registry_embedder
 
     job = get_current_job()
     worker_name = job.worker_name if job is not None else None
@@ -50,7 +50,7 @@ def run_extraction(batch_id: int) -> dict[str, Any]:
         return {"skipped": str(exc)}
 
     spec = get_model(plan.model_name)
-    embedder = get_embedder()  # fail before paying for any call if embeddings are unavailable
+    embedder = cached_registry_embedder()  # fail before paying for any call if embeddings are unavailable
     for chunk in plan.pending:
         try:
             result = extract_chunk(
@@ -75,7 +75,23 @@ def run_extraction(batch_id: int) -> dict[str, Any]:
             done = finalize_batch(session=session, batch_id=batch_id, embed=embedder.embed)
     except BatchNotRunnable as exc:
         return {"skipped": str(exc)}
+    _audit_grounding(batch_id, embedder.embed)
     return {"batch_id": batch_id, "fragments": done.fragments, "duration_s": done.duration_s}
+
+
+def _audit_grounding(batch_id: int, embed) -> None:
+    """Log each new fragment's grounding in asi_inferences (seed 003), after the batch is published.
+
+    Its own transaction: the audit trail can fail (and is retried by nobody) without touching the
+    batch, which is already complete.
+    """
+    from mmos_core.services.inference_log import log_grounding_for_batch
+
+    try:
+        with session_scope() as session:
+            log_grounding_for_batch(session=session, batch_id=batch_id, embed=embed)
+    except Exception:
+        log.exception("grounding audit of batch %s failed", batch_id)
 
 
 def on_extraction_failure(job, connection, exc_type, exc_value, tb) -> None:

@@ -317,3 +317,15 @@ __all__ = [
     "set_default",
     "set_status",
 ]
+
+
+def cached_registry_embedder():
+    """The registry's default embedder behind the Redis embedding cache (`embedding:text:{hash}`, 24 h).
+
+    The cache key carries the model's folder name, so fp32 and int8 vectors never mix; a Redis outage
+    falls back to computing. Raises EmbedderUnavailable like `registry_embedder`.
+    """
+    from mmos_core.realtime import CachingEmbedder
+
+    embedder = registry_embedder()
+    return CachingEmbedder(embedder, Path(embedder.model_dir).name)

@@ -9,7 +9,9 @@ reviewer's verdict, an admin can.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -31,6 +33,8 @@ from mmos_core.models import (
     Tag,
     User,
 )
+
+log = logging.getLogger(__name__)
 
 #: Text of a list of strings → (n, 384) float32 L2-normalised embeddings.
 Embed = Callable[[Sequence[str]], np.ndarray]
@@ -341,9 +345,9 @@ def more_like_this(*, session: Session, fragment_id: int, limit: int = 10) -> li
 
 
 def _default_embed() -> Embed:
-    from mmos_core.embeddings.embedder import get_embedder
+    from mmos_core.services.model_registry import cached_registry_embedder
 
-    return get_embedder().embed
+    return cached_registry_embedder().embed
 
 
 def semantic_search(
@@ -366,7 +370,9 @@ def semantic_search(
     if not query or not query.strip():
         raise ReviewError("Type something to search for.")
     embed = embed or _default_embed()
+    started = time.perf_counter()
     vector = np.asarray(embed([query.strip()]), dtype=np.float32)[0]
+    _log_search(session, query.strip(), vector, (time.perf_counter() - started) * 1000, embed)
     cond: list[ColumnElement[bool]] = []
     if flt is not None:
         plain = FragmentFilter(**{**flt.__dict__, "query": None})
@@ -497,6 +503,8 @@ def edit_fragment(
     if "content" in changes:
         embed = embed or _default_embed()
         fragment.embedding = np.asarray(embed([fragment.content]), dtype=np.float32)[0].tolist()
+    if "category" in changes:
+        _record_correction(session, fragment.id, str(changes["category"]), user.id, embed)
     session.add_all(edits)
     session.flush()
     return edits
@@ -774,3 +782,29 @@ __all__ = [
     "tags_of",
     "verify",
 ]
+
+
+def _record_correction(session: Session, fragment_id: int, expected: str, user_id: int, embed: Embed | None) -> None:
+    """A reviewer's category change becomes a training sample (expected vs zero-shot predicted, seed 003)."""
+    from mmos_core.embeddings.embedder import EmbedderUnavailable
+    from mmos_core.services.inference_log import record_category_correction
+
+    try:
+        with session.begin_nested():
+            record_category_correction(
+                session=session, fragment_id=fragment_id, expected_category=expected, user_id=user_id,
+                embed=embed or _default_embed(),
+            )
+    except EmbedderUnavailable:
+        log.warning("category correction of fragment %s not kept as a training sample: no embedder", fragment_id)
+
+
+def _log_search(session: Session, query: str, vector: np.ndarray, elapsed_ms: float, embed: Embed) -> None:
+    """Audit the search query in asi_inferences; a logging failure never fails the search."""
+    from mmos_core.services.inference_log import log_search_query
+
+    try:
+        with session.begin_nested():
+            log_search_query(session=session, query=query, embedding=vector, processing_time_ms=elapsed_ms, embed=embed)
+    except Exception:
+        log.exception("search query not logged")
