@@ -52,6 +52,31 @@ def live() -> None:
 
 live()
 
+st.subheader("Latest inferences")
+with transaction() as session:
+    recent = pd.DataFrame(mon.recent_inferences(session=session, limit=50))
+    accuracy = mon.category_accuracy(session=session)
+if recent.empty:
+    st.caption("None yet.")
+else:
+    recent = recent.rename(
+        columns={
+            "flux_position": "flux position (seed 003 convention)",
+            "is_sacred": "sacred 3/6/9 (seed 003 convention)",
+            "elp_channels": "ELP (similarity to appeal prototypes)",
+        }
+    )
+    st.dataframe(recent, hide_index=True, width="stretch")
+    st.caption(
+        "Measured: confidence (support by the evidence), hallucination (confidence < 0.5), archetype (nearest "
+        "prototype). Seed 003 conventions (flux position, sacred positions, its +0.15 'boost' kept in "
+        "sacred_interventions) are recorded as the seed states and never change a measured value."
+    )
+st.caption(
+    f"Zero-shot category accuracy against reviewers' corrections: "
+    + (f"{accuracy['accuracy']:.0%} of {accuracy['n']}" if accuracy.get("n") else "no corrections yet")
+)
+
 st.subheader("History (hourly rollup)")
 with transaction() as session:
     past = pd.DataFrame(mon.history(session=session, days=7))

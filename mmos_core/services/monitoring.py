@@ -81,3 +81,24 @@ def history(*, session: Session, days: int = 7) -> list[dict]:
     from mmos_core.services.model_registry import performance_summary
 
     return performance_summary(session=session, since=dt.datetime.now(dt.UTC) - dt.timedelta(days=days))
+
+
+def recent_inferences(*, session: Session, limit: int = 50) -> list[dict]:
+    """The latest inferences with their measured values and, separately, seed 003's convention fields."""
+    rows = session.execute(
+        text(
+            "SELECT i.created_at, i.kind, left(i.input_text, 120) AS text, i.confidence, i.hallucination_detected, "
+            "i.archetype, i.lake_worthy, i.processing_time_ms, i.flux_position, i.is_sacred, "
+            "b.elp_channels FROM asi_inferences i LEFT JOIN beam_tensors b ON b.id = i.beam_tensor_id "
+            "ORDER BY i.created_at DESC, i.id DESC LIMIT :n"
+        ),
+        {"n": limit},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def category_accuracy(*, session: Session) -> dict:
+    """Zero-shot category accuracy against reviewers' corrections (training_samples): {n, accuracy}."""
+    from mmos_core.services.inference_log import zero_shot_accuracy
+
+    return zero_shot_accuracy(session=session)
