@@ -86,10 +86,14 @@ def _audit_grounding(batch_id: int, embed) -> None:
     batch, which is already complete.
     """
     from mmos_core.services.inference_log import log_grounding_for_batch
+    from mmos_core.services.model_registry import default_model
 
     try:
         with session_scope() as session:
-            log_grounding_for_batch(session=session, batch_id=batch_id, embed=embed)
+            model = default_model(session=session)
+            log_grounding_for_batch(
+                session=session, batch_id=batch_id, embed=embed, model_id=model.id if model else None
+            )
     except Exception:
         log.exception("grounding audit of batch %s failed", batch_id)
 

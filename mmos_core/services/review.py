@@ -805,6 +805,12 @@ def _log_search(session: Session, query: str, vector: np.ndarray, elapsed_ms: fl
 
     try:
         with session.begin_nested():
-            log_search_query(session=session, query=query, embedding=vector, processing_time_ms=elapsed_ms, embed=embed)
+            from mmos_core.services.model_registry import default_model
+
+            model = default_model(session=session)
+            log_search_query(
+                session=session, query=query, embedding=vector, processing_time_ms=elapsed_ms, embed=embed,
+                model_id=model.id if model else None,
+            )
     except Exception:
         log.exception("search query not logged")
