@@ -54,9 +54,11 @@ def runtime_status() -> dict[str, object]:
 
     status: dict[str, object] = {"workers": len(Worker.all(connection=get_redis()))}
     try:
-        from mmos_core.llm.server import is_healthy
+        from mmos_core.llm.server import is_healthy, is_running
 
-        status["llm"] = is_healthy(timeout_s=0.5)
+        # A busy llama.cpp server answers nothing until its generation ends: a live process counts
+        # as up (its own pid file, checked against /proc), an answering one as healthy.
+        status["llm"] = is_running() or is_healthy(timeout_s=0.5)
     except Exception:
         status["llm"] = False
     return status

@@ -157,6 +157,12 @@ def _read_pid(settings: Settings) -> int | None:
     return pid if _is_our_process(pid) else None
 
 
+def is_running(settings: Settings | None = None) -> bool:
+    """Whether the server process recorded in the pid file is alive (no HTTP call: a busy server
+    answers nothing until its current generation ends)."""
+    return _read_pid(_settings(settings)) is not None
+
+
 def _is_our_process(pid: int) -> bool:
     try:
         os.kill(pid, 0)
