@@ -11,23 +11,12 @@ import streamlit as st
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
+from ui_support import signed_in, texts
+
 
 PAGES = Path(__file__).resolve().parents[2] / "pages"
 DATA = Path(__file__).resolve().parents[1] / "data"
 TIMEOUT = 60
-
-
-def signed_in(role: str):
-    """A real account of this role, as the sign-in page would leave it in the session."""
-    from mmos_core.auth import create_user
-    from mmos_core.db import session_scope
-
-    with session_scope() as session:
-        return create_user(session=session, username=f"{role}-user", role=role, password="correct horse battery")
-
-
-def texts(elements) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def make_source() -> int:

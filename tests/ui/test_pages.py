@@ -13,6 +13,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from ui_support import signed_in, texts
+
 from fakes import chat_completion, quote_answer
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -43,19 +45,6 @@ def app(clean_db) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["current_user"] = signed_in("admin")
     return at
-
-
-def signed_in(role: str):
-    """A real account of this role, as the sign-in page would leave it in the session."""
-    from mmos_core.auth import create_user
-    from mmos_core.db import session_scope
-
-    with session_scope() as session:
-        return create_user(session=session, username=f"{role}-user", role=role, password="correct horse battery")
-
-
-def texts(elements) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def add_source(at: AppTest, text: str, title: str) -> AppTest:

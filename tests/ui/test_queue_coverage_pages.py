@@ -8,18 +8,11 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from ui_support import signed_in, texts
+
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 TIMEOUT = 60
 SMALL = "qwen2.5-coder-0.5b-instruct"
-
-
-def signed_in(role: str):
-    """A real account of this role, as the sign-in page would leave it in the session."""
-    from mmos_core.auth import create_user
-    from mmos_core.db import session_scope
-
-    with session_scope() as session:
-        return create_user(session=session, username=f"{role}-user", role=role, password="correct horse battery")
 
 
 def page(role: str, path: str) -> AppTest:
@@ -30,10 +23,6 @@ def page(role: str, path: str) -> AppTest:
     at.run()
     at.switch_page(path)
     return at.run()
-
-
-def texts(elements) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def _failed_job() -> tuple[int, int, str]:

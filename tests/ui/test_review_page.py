@@ -9,6 +9,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from ui_support import signed_in, texts
+
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 REVIEW_PAGE = str(ROOT / "pages" / "review.py")
@@ -27,19 +29,6 @@ QUOTES = [
     "No pursuit at Cambridge was followed with nearly so much eagerness or gave me so much pleasure as collecting beetles.",
     "The voyage of the Beagle has been by far the most important event in my life",
 ]
-
-
-def signed_in(role: str):
-    """A real account of this role, as the sign-in page leaves it in the session."""
-    from mmos_core.auth import create_user
-    from mmos_core.db import session_scope
-
-    with session_scope() as session:
-        return create_user(session=session, username=f"{role}-user", role=role, password="correct horse battery")
-
-
-def texts(elements) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def make_source() -> int:

@@ -12,6 +12,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from ui_support import texts
+
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 TIMEOUT = 60
 PASSWORD = "correct horse battery"
@@ -56,10 +58,6 @@ def make_user(username: str, role: str, password: str = PASSWORD):
 
     with session_scope() as session:
         return create_user(session=session, username=username, role=role, password=password)
-
-
-def texts(elements) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def navigation(at: AppTest) -> set[str]:
