@@ -86,6 +86,22 @@ class Settings(BaseSettings):
         ),
     )
 
+    webhook_urls: str = Field(
+        default="",
+        description=(
+            "Comma-separated URLs that receive webhook events (batch.completed, source.processed, "
+            "model.optimized, queue.empty) as signed JSON POSTs from a worker on the 'low' queue. "
+            "Empty: no webhooks are sent."
+        ),
+    )
+    webhook_secret: str = Field(
+        default="",
+        description=(
+            "Shared secret for the X-MMOS-Signature HMAC-SHA256 header of webhook POSTs. "
+            "Empty: webhooks are off, even when webhook_urls is set (nothing is ever sent unsigned)."
+        ),
+    )
+
     @property
     def llm_api_base(self) -> str:
         """OpenAI-compatible base URL of the local llama.cpp server."""

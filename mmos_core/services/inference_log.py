@@ -287,9 +287,9 @@ def _drop_pending(session: Session) -> None:
 
 
 def _default_embed() -> Embed:
-    from mmos_core.embeddings.embedder import get_embedder
+    from mmos_core.services.model_registry import cached_registry_embedder
 
-    return get_embedder().embed
+    return cached_registry_embedder().embed
 
 
 def log_inference(

@@ -360,7 +360,7 @@ def semantic_search(
 ) -> list[SimilarFragment]:
     """Fragments whose embedding is nearest to the embedding of `query`, most similar first.
 
-    `embed` defaults to the ONNX all-MiniLM-L6-v2 embedder (`get_embedder().embed`). When `flt`
+    `embed` defaults to the ONNX all-MiniLM-L6-v2 embedder through the model registry and the Redis embedding cache. When `flt`
     is given its filters (not its text query or paging) also apply.
 
     Raises:

@@ -378,7 +378,7 @@ def import_legacy_fragments(
     known model or cost to compare.
 
     Args:
-        embed: texts → (n, 384) array; default `get_embedder().embed`.
+        embed: texts → (n, 384) array; default: the registry's default model behind the Redis cache.
     Raises:
         LookupError: unknown source.
         ImportRefused: no rows.
@@ -390,9 +390,9 @@ def import_legacy_fragments(
     if not rows:
         raise ImportRefused("There are no fragments to import.")
     if embed is None:
-        from mmos_core.embeddings.embedder import get_embedder
+        from mmos_core.services.model_registry import cached_registry_embedder
 
-        embed = get_embedder().embed
+        embed = cached_registry_embedder().embed
     vectors = embed([r.content for r in rows])
 
     now = dt.datetime.now(dt.UTC)
