@@ -259,12 +259,28 @@ def extract(
     source_id: int,
     model: Annotated[list[str], typer.Option("--model", "-m", help="Model name; repeat for several.")],
     wait: Annotated[bool, typer.Option(help="Print progress until every batch finishes.")] = False,
+    estimate: Annotated[bool, typer.Option("--estimate", help="Print the cost estimate and queue nothing.")] = False,
 ) -> None:
     """Queue a source for one or more models (one batch and one RQ job each)."""
     from mmos_core import db
     from mmos_core.llm.catalog import UnknownModelError
     from mmos_core.queue import enqueue
     from mmos_core.services.batches import queue_extraction
+
+    if estimate:
+        from mmos_core.estimate import estimate_for_source
+
+        try:
+            with db.session_scope() as session:
+                rows = estimate_for_source(session=session, source_id=source_id, model_names=model)
+        except (LookupError, UnknownModelError) as exc:
+            _fail(str(exc))
+        for name, e in rows:
+            typer.echo(
+                f"{name}: {e.input_tokens} input tokens, <= {e.max_output_tokens_total} output tokens, "
+                f"${e.expected_usd_low} to ${e.worst_case_usd}"
+            )
+        return
 
     try:
         with db.session_scope() as session:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from mmos_core.config import get_settings
 from mmos_core.domain import ExtractionPriority, QualityTier, SourceType
+from mmos_core.estimate import estimate_for_source
 from mmos_core.intake import IntakeError, first_words, parse_pasted, parse_upload
 from mmos_core.llm.catalog import UnknownModelError
 from mmos_core.queue import enqueue
@@ -104,6 +105,27 @@ available = model_names()
 chosen = st.multiselect(
     "Models", available, default=[m for m in local_model_names() if m in available], key="queue_models"
 )
+if chosen:
+    with transaction() as session:
+        estimates = estimate_for_source(session=session, source_id=selected, model_names=chosen)
+    st.dataframe(
+        [
+            {
+                "model": name,
+                "input tokens": e.input_tokens,
+                "max output tokens": e.max_output_tokens_total,
+                "at least (USD)": float(e.expected_usd_low),
+                "worst case (USD)": float(e.worst_case_usd),
+            }
+            for name, e in estimates
+        ],
+        hide_index=True,
+        column_config={
+            "at least (USD)": st.column_config.NumberColumn(format="$%.6f"),
+            "worst case (USD)": st.column_config.NumberColumn(format="$%.6f"),
+        },
+    )
+    st.caption("Estimated before queueing: input tokens counted with litellm × the price map; worst case adds every chunk's max output.")
 if st.button("Queue extraction", type="primary", disabled=not chosen, key="queue_extraction"):
     try:
         with transaction() as session:

@@ -76,7 +76,19 @@ def run_extraction(batch_id: int) -> dict[str, Any]:
     except BatchNotRunnable as exc:
         return {"skipped": str(exc)}
     _audit_grounding(batch_id, embedder.embed)
+    _emit_webhooks(batch_id)
     return {"batch_id": batch_id, "fragments": done.fragments, "duration_s": done.duration_s}
+
+
+def _emit_webhooks(batch_id: int) -> None:
+    """batch.completed, and source.processed / queue.empty when they apply (seed 000); never fails the job."""
+    from mmos_core.webhooks import after_batch_finished
+
+    try:
+        with session_scope() as session:
+            after_batch_finished(session=session, batch_id=batch_id)
+    except Exception:
+        log.exception("webhooks of batch %s failed", batch_id)
 
 
 def _audit_grounding(batch_id: int, embed) -> None:
@@ -110,3 +122,5 @@ def on_extraction_failure(job, connection, exc_type, exc_value, tb) -> None:
         retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=job.get_retry_interval())
     with session_scope() as session:
         mark_attempt_failed(session=session, batch_id=batch_id, error=error, retry_at=retry_at)
+    if retry_at is None:  # a final failure can finish the source or empty the queue
+        _emit_webhooks(batch_id)
