@@ -89,17 +89,10 @@ if len(stats) >= 1:
 
 def _batch_feedback(kind: str, batch_id: int) -> None:
     """Store thumbs / stars / like / dislike / skip / regenerate on a whole batch output."""
-    rating = None
-    if kind == "thumbs":
-        value = st.session_state.get(f"batch_thumbs_{batch_id}")
-        if value is None:
-            return
-        kind = "like" if value == 1 else "dislike"
-    elif kind == "stars":
-        value = st.session_state.get(f"batch_stars_{batch_id}")
-        if value is None:
-            return
-        kind, rating = "rating", int(value) + 1
+    mapped = fb.from_widget(kind, st.session_state.get(f"batch_{kind}_{batch_id}"))
+    if mapped is None:
+        return
+    kind, rating = mapped[0].value, mapped[1]
     reason = st.session_state.get(f"batch_reason_{batch_id}")
     try:
         with transaction() as session:

@@ -94,17 +94,10 @@ def _relate(fragment_id: int, who: CurrentUser) -> None:
 
 
 def _feedback(kind: str, fragment_id: int, who: CurrentUser) -> None:
-    rating = None
-    if kind == "thumbs":
-        value = st.session_state.get(f"thumbs_{fragment_id}")
-        if value is None:
-            return
-        kind = "like" if value == 1 else "dislike"
-    elif kind == "stars":
-        value = st.session_state.get(f"stars_{fragment_id}")
-        if value is None:
-            return
-        kind, rating = "rating", int(value) + 1
+    mapped = fb.from_widget(kind, st.session_state.get(f"{kind}_{fragment_id}"))
+    if mapped is None:
+        return
+    kind, rating = mapped[0].value, mapped[1]
     reason = st.session_state.get(f"reason_{fragment_id}")
     _run(
         lambda s: fb.record_feedback(

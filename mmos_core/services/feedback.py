@@ -35,6 +35,20 @@ class FeedbackError(ValueError):
     """Feedback refused (no permission, bad rating, unknown target); the message is safe to show."""
 
 
+def from_widget(kind: str, value: int | None) -> tuple[FeedbackType, int | None] | None:
+    """Map a Streamlit feedback widget to seed 002's (feedback_type, quality_rating).
+
+    `st.feedback("thumbs")` gives 1 (up) / 0 (down) → like / dislike; `st.feedback("stars")` gives 0-4 →
+    a `rating` of 1-5 stars; plain buttons (`like`, `dislike`, `skip`, `regenerate`) map to themselves.
+    Returns None when the widget was cleared (value None).
+    """
+    if kind == "thumbs":
+        return None if value is None else (FeedbackType.like if value == 1 else FeedbackType.dislike, None)
+    if kind == "stars":
+        return None if value is None else (FeedbackType.rating, int(value) + 1)
+    return FeedbackType(kind), None
+
+
 def _summary(text: str | None) -> str | None:
     return text[:200] if text else None
 

@@ -73,3 +73,4 @@ def test_response_format_per_provider_style():
     item = RESPONSE_SCHEMA["properties"]["fragments"]["items"]
     assert set(item["required"]) == {"category", "fragment_type", "content", "context", "insight", "relevance", "confidence"}
     assert len(item["properties"]["category"]["enum"]) == 8
+
