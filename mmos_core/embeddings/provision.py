@@ -212,7 +212,7 @@ def _provision_locked(cache: Path, target: Path, *, keep_build_env: bool, log: C
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         staging.chmod(0o755)  # mkdtemp made it 0700
-        _install(staging, target)
+        install_atomically(staging, target)
         log(f"embedder installed at {target} in {time.monotonic() - t0:.0f} s")
         return target
     except ProvisioningError:
@@ -352,8 +352,9 @@ def _run(cmd: list[str], log: Callable[[str], None], *, quiet: bool = False) -> 
     return proc.stdout or ""
 
 
-def _install(staging: Path, target: Path) -> None:
-    """Atomically put `staging` at `target` (an old model is moved aside first, then deleted)."""
+def install_atomically(staging: Path, target: Path) -> None:
+    """Atomically put the folder `staging` at `target` (an old one is moved aside first, then deleted);
+    used for the fp32 and the int8 model folders."""
     old = None
     if target.exists():
         old = target.with_name(f".old-{target.name}-{os.getpid()}")

@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mmos_core.embeddings.provision import install_atomically
 from mmos_core.embeddings.embedder import (
     MANIFEST_FILE,
     MODEL_NAME,
@@ -190,7 +191,7 @@ def _build_locked(fp32_dir: Path, out_dir: Path, fp32_manifest: dict, log: Calla
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         staging.chmod(0o755)
-        _install(staging, out_dir)
+        install_atomically(staging, out_dir)
         log(f"int8 embedder installed at {out_dir} in {time.monotonic() - t0:.0f} s")
         return out_dir
     except QuantizationError:
@@ -237,23 +238,6 @@ def _run(cmd: list[str]) -> str:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise QuantizationError(f"command failed ({proc.returncode}): {' '.join(cmd[:4])} ...\n{tail}")
     return proc.stdout
-
-
-def _install(staging: Path, target: Path) -> None:
-    """Atomically put `staging` at `target` (an old build is moved aside first, then deleted)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".old-{target.name}-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    try:
-        os.replace(staging, target)
-    except OSError:
-        if old is not None:
-            os.replace(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
