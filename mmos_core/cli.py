@@ -117,10 +117,10 @@ def models_provision(
 @llm_app.command("start")
 def llm_start() -> None:
     """Start the llama.cpp server with both local models (waits until it answers)."""
-    from mmos_core.llm.server import start_server
+    from mmos_core.llm.server import server_url, start_server
 
     pid = start_server(wait=True)
-    typer.echo(f"llama.cpp server running (pid {pid}) at {get_settings().llm_api_base}")
+    typer.echo(f"llama.cpp server running (pid {pid}) at {server_url()}")
 
 
 @llm_app.command("serve")
@@ -410,9 +410,9 @@ def health() -> None:
     except Exception as exc:
         line(False, "embedder", str(exc).splitlines()[0])
     try:
-        from mmos_core.llm.server import is_healthy
+        from mmos_core.llm.server import is_healthy, server_url
 
-        line(is_healthy(timeout_s=2), "llm", get_settings().llm_api_base, required=False)
+        line(is_healthy(timeout_s=2), "llm", server_url(), required=False)
     except Exception as exc:
         line(False, "llm", str(exc).splitlines()[0], required=False)
     try:

@@ -102,11 +102,6 @@ class Settings(BaseSettings):
         ),
     )
 
-    @property
-    def llm_api_base(self) -> str:
-        """OpenAI-compatible base URL of the local llama.cpp server."""
-        return f"http://{self.llm_host}:{self.llm_port}/v1"
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

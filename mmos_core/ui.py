@@ -9,7 +9,7 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from mmos_core.auth import CurrentUser, Permission
-from mmos_core.config import get_settings
+from mmos_core.llm.server import server_url
 
 _USER_KEY = "current_user"
 
@@ -71,7 +71,7 @@ def sidebar_status() -> None:
         st.caption("Runtime")
         workers = int(status["workers"])  # type: ignore[arg-type]
         st.markdown(f"{_dot(bool(workers))} workers: {workers}")
-        st.markdown(f"{_dot(bool(status['llm']))} local LLM server at {get_settings().llm_api_base}")
+        st.markdown(f"{_dot(bool(status['llm']))} local LLM server at {server_url()}")
         if not workers:
             st.warning("No worker is running: queued batches wait until `mmos worker` (or `mmos up`) runs.")
 

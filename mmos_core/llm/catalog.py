@@ -15,7 +15,7 @@ from typing import Literal
 from mmos_core.config import Settings, get_settings
 from mmos_core.llm.cost import PriceSnapshot, lookup_prices
 from mmos_core.llm.local_models import LOCAL_MODELS
-from mmos_core.llm.server import register_litellm_prices
+from mmos_core.llm.server import register_litellm_prices, server_url
 
 #: "json_object_schema": `{"type": "json_object", "schema": …}` (llama-cpp-python's server answers 500 to
 #: json_schema); "json_schema": OpenAI-style structured output, which litellm maps for each provider.
@@ -68,7 +68,7 @@ def local_models(settings: Settings | None = None) -> list[ModelSpec]:
             provider="local",
             litellm_model=f"openai/{alias}",
             is_local=True,
-            api_base=settings.llm_api_base,
+            api_base=server_url(settings),
             response_format_style="json_object_schema",
         )
         for alias in LOCAL_MODELS

@@ -19,6 +19,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from mmos_core.config import Settings, get_settings
 from mmos_core.domain import CATEGORIES, CallStatus
 from mmos_core.llm.catalog import ModelSpec, litellm
+from mmos_core.llm.server import response_format_for_schema
 
 PROMPT_VERSION = "extract-v2"
 MAX_FRAGMENTS_PER_CHUNK = 6
@@ -104,7 +105,7 @@ def build_messages(*, chunk_text: str, title: str, person: str | None, source_ty
 def response_format(spec: ModelSpec) -> dict[str, Any]:
     """The `response_format` argument for this model's structured-output style."""
     if spec.response_format_style == "json_object_schema":
-        return {"type": "json_object", "schema": RESPONSE_SCHEMA}
+        return response_format_for_schema(RESPONSE_SCHEMA)
     return {
         "type": "json_schema",
         "json_schema": {"name": "fragments", "schema": RESPONSE_SCHEMA, "strict": True},
