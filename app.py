@@ -20,6 +20,8 @@ PAGES = [
     ("pages/coverage.py", "Coverage", ":material/donut_small:", Permission.view_coverage),
     ("pages/dashboard.py", "Dashboard", ":material/monitoring:", Permission.view_dashboard),
     ("pages/monitoring.py", "Inference monitor", ":material/speed:", Permission.view_coverage),
+    ("pages/conversations.py", "Conversations", ":material/forum:", Permission.view_coverage),
+    ("pages/models.py", "Models", ":material/model_training:", Permission.view_comparison),
     ("pages/data_transfer.py", "Import / export", ":material/import_export:", Permission.import_export),
     ("pages/users.py", "Users", ":material/group:", Permission.manage_users),
 ]

@@ -8,6 +8,8 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from mmos_core.embedded import database_url
+import mmos_core.conversations.models  # noqa: F401  (seed 004 tables)
+import mmos_core.model_catalog.models  # noqa: F401  (seed 002 tables)
 from mmos_core.models import Base
 
 config = context.config

@@ -28,6 +28,8 @@ from typing import Annotated
 import typer
 
 from mmos_core.config import get_settings
+from mmos_core.conversations import cli as conversations_cli
+from mmos_core.model_catalog import cli as catalog_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="MMOS workbench command line.")
 services_app = typer.Typer(no_args_is_help=True, help="Embedded PostgreSQL + Redis.")
@@ -36,6 +38,8 @@ llm_app = typer.Typer(no_args_is_help=True, help="The local llama.cpp server.")
 app.add_typer(services_app, name="services")
 app.add_typer(models_app, name="models")
 app.add_typer(llm_app, name="llm")
+app.add_typer(conversations_cli.app, name="conversations")
+app.add_typer(catalog_cli.app, name="catalog")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RECONCILE_EVERY_S = 60

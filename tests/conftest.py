@@ -58,14 +58,6 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     get_settings.cache_clear()
 
 
-TABLES = (
-    "fragment_relationships, fragment_tags, tags, fragments, extraction_calls, model_performance, "
-    "processing_queue, source_processing, processing_batches, source_chunks, sources, "
-    "ai_user_feedback, fragment_edits, budgets, users, "
-    "sacred_interventions, context_metrics, training_samples, asi_inferences, beam_tensors, onnx_models"
-)
-
-
 @pytest.fixture()
 def clean_db(services: dict[str, str]) -> Iterator[None]:
     """Empty tables and Redis before a test (the schema stays)."""
@@ -75,7 +67,11 @@ def clean_db(services: dict[str, str]) -> Iterator[None]:
     from mmos_core.queue import get_redis
 
     with get_engine().begin() as conn:
-        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        # every table of ours (new migrations need no edit here); alembic_version keeps the schema's revision
+        tables = conn.execute(
+            text("SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+        ).scalar_one()
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         # the fragment-code sequences belong to no column, so TRUNCATE does not restart them
         for (seq,) in conn.execute(text("SELECT sequencename FROM pg_sequences WHERE sequencename LIKE 'fragment_code_seq_%'")):
             conn.execute(text(f"ALTER SEQUENCE {seq} RESTART"))
