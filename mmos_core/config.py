@@ -86,6 +86,39 @@ class Settings(BaseSettings):
         ),
     )
 
+    quality_baseline_model: str = Field(
+        default="",
+        description=(
+            "Model whose batch on a source is the agreement reference (when no fragment of the source is "
+            "human-verified) and the baseline of quality_delta / cost_delta and savings. Empty: the most "
+            "expensive model that processed the source (the largest local model when all are free)."
+        ),
+    )
+    quality_thresholds: dict[str, float] = Field(
+        default={"interview": 8.5, "podcast": 7.5, "article": 7.0, "social_media": 6.0},
+        description=(
+            "Minimum 0-10 quality per source type for the sweet spot and the optimizer (seed 001's table), "
+            'as JSON, e.g. {"interview": 8.5}. Types not listed use quality_threshold_default.'
+        ),
+    )
+    quality_threshold_default: float = Field(
+        default=7.0, description="Minimum 0-10 quality for source types missing from quality_thresholds."
+    )
+    budget_reservation_ttl_s: int = Field(
+        default=1800,
+        description=(
+            "A budget reservation still held after this many seconds (its worker died mid-call) stops "
+            "counting against the daily cap. Keep it above llm_timeout_s × llm_max_retries."
+        ),
+    )
+    budget_wait_s: int = Field(
+        default=0,
+        description=(
+            "When a call would cross the daily cap, wait up to this many seconds for held reservations "
+            "to settle before failing the batch with a budget message (0: fail at once)."
+        ),
+    )
+
     webhook_urls: str = Field(
         default="",
         description=(
@@ -100,6 +133,45 @@ class Settings(BaseSettings):
             "Shared secret for the X-MMOS-Signature HMAC-SHA256 header of webhook POSTs. "
             "Empty: webhooks are off, even when webhook_urls is set (nothing is ever sent unsigned)."
         ),
+    )
+
+    # --- conversations (issue 6, seed 004): import limits, analysis and debate jobs ---------------
+    conversation_max_import_bytes: int = Field(
+        default=20_000_000, description="Largest conversation file (JSON/JSONL/text) or pasted text accepted, in bytes."
+    )
+    conversation_max_messages: int = Field(
+        default=20_000, description="Most messages one conversation import may hold (over all its conversations)."
+    )
+    conversation_max_message_chars: int = Field(
+        default=200_000, description="Longest single message accepted at import, in characters (longer ones are refused, never cut)."
+    )
+    conversation_candidate_k: int = Field(
+        default=8,
+        description="Nearest earlier messages (pgvector HNSW, cosine) each new message is compared with for contradictions and loops.",
+    )
+    conversation_recent_turns: int = Field(
+        default=4, description="Latest earlier messages always added to the candidates (and the context coherence is scored against)."
+    )
+    conversation_loop_window: int = Field(
+        default=12, description="Latest earlier messages the loop detector sees, besides the nearest neighbours."
+    )
+    conversation_hnsw_ef_search: int = Field(
+        default=100, description="pgvector hnsw.ef_search for the nearest-message and message-search queries (recall vs speed)."
+    )
+    conversation_job_timeout_s: int = Field(
+        default=3600, description="RQ job timeout of one conversation analysis job, in seconds."
+    )
+    conversation_debate_timeout_s: int = Field(
+        default=7200, description="RQ job timeout of one local debate (all its rounds), in seconds."
+    )
+    conversation_debate_max_tokens: int = Field(
+        default=250, description="max_tokens asked of a model for one debate turn."
+    )
+    conversation_debate_temperature: float = Field(
+        default=0.7, description="Sampling temperature of debate turns (some variety, so agents do not echo each other verbatim)."
+    )
+    conversation_refresh_s: float = Field(
+        default=3.0, description="Seconds between refreshes of the Conversations page while a conversation is running or being analysed."
     )
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Computed,
+    Date,
     DateTime,
     Float,
     FetchedValue,
@@ -130,6 +131,10 @@ class ProcessingBatch(Base):
         ForeignKey("processing_batches.id", ondelete="SET NULL", name="fk_batches_parent")
     )
     chunk_scope: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
+    # Who chose the model (seed 002 vocabulary): a person ('user_override'), the optimizer ('auto'),
+    # or the fallback after a provider failure ('fallback'); confidence of an automatic choice, 0-1.
+    selected_by: Mapped[str] = mapped_column(String(16), default="user_override", server_default="user_override")
+    selection_confidence: Mapped[float | None] = mapped_column(Numeric(4, 3))
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -143,6 +148,7 @@ class ProcessingBatch(Base):
         CheckConstraint(
             "batch_status IN ('pending','processing','completed','failed')", name="ck_batches_status"
         ),
+        CheckConstraint("selected_by IN ('auto','user_override','fallback')", name="ck_batches_selected_by"),
     )
 
 
@@ -325,9 +331,26 @@ class ModelPerformance(Base):
     time_per_fragment_seconds: Mapped[float | None] = mapped_column(Numeric(12, 3))
     located_share: Mapped[float | None] = mapped_column(Numeric(5, 4))
     malformed_share: Mapped[float | None] = mapped_column(Numeric(5, 4))
+    # Measured quality (issue 4, migration 0006; formulas in mmos_core/quality.py and docs/quality.md).
+    checked_fragments: Mapped[int | None] = mapped_column(Integer)
+    grounded_fragments: Mapped[int | None] = mapped_column(Integer)
+    grounding_rate: Mapped[float | None] = mapped_column(Numeric(5, 4))
+    reference_kind: Mapped[str | None] = mapped_column(String(16))  # 'verified' | 'baseline_batch'
+    reference_size: Mapped[int | None] = mapped_column(Integer)
+    agreement_precision: Mapped[float | None] = mapped_column(Numeric(5, 4))
+    agreement_recall: Mapped[float | None] = mapped_column(Numeric(5, 4))
+    agreement_f1: Mapped[float | None] = mapped_column(Numeric(5, 4))
+    human_judgements: Mapped[int | None] = mapped_column(Integer)
+    human_score: Mapped[float | None] = mapped_column(Numeric(5, 4))
+    quality_score: Mapped[float | None] = mapped_column(Numeric(4, 2))
+    quality_ci_low: Mapped[float | None] = mapped_column(Numeric(4, 2))
+    quality_ci_high: Mapped[float | None] = mapped_column(Numeric(4, 2))
+    quality_rule: Mapped[str | None] = mapped_column(String(16))
     baseline_model: Mapped[str | None] = mapped_column(String(200))
-    quality_delta: Mapped[float | None] = mapped_column(Numeric(10, 2))
-    cost_delta: Mapped[float | None] = mapped_column(Numeric(10, 2))
+    # quality_score − the baseline model's quality_score on the same source (points on 0-10)
+    quality_delta: Mapped[float | None] = mapped_column(Numeric(6, 2))
+    # cost_per_fragment − the baseline model's cost_per_fragment on the same source (USD per fragment)
+    cost_delta: Mapped[float | None] = mapped_column(Numeric(12, 6))
     evaluation_date: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
 
 
@@ -677,3 +700,62 @@ Index("idx_asi_inferences_signal_created", AsiInference.confidence.desc(), AsiIn
 
 # `asi_performance_summary` is a MATERIALIZED VIEW (migration 0003), not a table: read it with SQL,
 # refresh it with `services.model_registry.refresh_performance_summary`.
+
+
+# --- Issue 4: budgets that hold, optimizer runs (migration 0006) ---------------------------------
+
+
+class BudgetReservation(Base):
+    """Worst-case cost of one LLM call, held against the day's budget before the call is made.
+
+    `held` counts against the daily cap until the call's cost is recorded (`settled`, in the same
+    transaction as its `extraction_calls` row) or the call failed (`released`). A held row older than
+    `settings.budget_reservation_ttl_s` (its worker died) stops counting.
+    """
+
+    __tablename__ = "budget_reservations"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("processing_batches.id", ondelete="SET NULL"))
+    chunk_id: Mapped[int | None] = mapped_column(Integer)
+    model_name: Mapped[str] = mapped_column(String(200))
+    reserved_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6))
+    settled_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
+    status: Mapped[str] = mapped_column(String(10), default="held")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('held','settled','released')", name="ck_reservations_status"),
+        CheckConstraint("reserved_usd >= 0", name="ck_reservations_amount"),
+        Index("ix_budget_reservations_day_status", "day", "status"),
+    )
+
+
+class OptimizationRun(Base):
+    """One `process_batch` strategy run over one source (seed 001): the models tried in order, the
+    sample chunks, each decision with the measured quality behind it, and the batches it queued."""
+
+    __tablename__ = "optimization_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(16))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    models: Mapped[list[str]] = mapped_column(ARRAY(String(200)))
+    quality_threshold: Mapped[float] = mapped_column(Numeric(4, 2))
+    budget_per_fragment: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
+    sample_chunk_ids: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="sampling")
+    chosen_model: Mapped[str | None] = mapped_column(String(200))
+    batch_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer), default=list)
+    decisions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now(), onupdate=func.now())
+
+    __table_args__ = (
+        CheckConstraint("strategy IN ('progressive','aggressive','conservative')", name="ck_optruns_strategy"),
+        CheckConstraint("status IN ('sampling','full','completed','failed')", name="ck_optruns_status"),
+    )

@@ -13,14 +13,24 @@ from typing import Any
 
 from rq import get_current_job
 
+from mmos_core.config import get_settings
 from mmos_core.db import session_scope
 from mmos_core.llm.catalog import get_model
-from mmos_core.llm.extraction import ProviderError, extract_chunk
+from mmos_core.llm.extraction import ProviderError, build_messages, extract_chunk
+from mmos_core.services.budget_guard import (
+    BudgetExceeded,
+    FragmentCostExceeded,
+    release,
+    reserve_with_wait,
+    settle,
+    worst_case_call_cost,
+)
 from mmos_core.services.extraction_run import (
     BatchNotRunnable,
     finalize_batch,
     mark_attempt_failed,
     record_call,
+    check_batch_fragment_cost,
     record_provider_error,
     start_attempt,
 )
@@ -50,8 +60,21 @@ def run_extraction(batch_id: int) -> dict[str, Any]:
         return {"skipped": str(exc)}
 
     spec = get_model(plan.model_name)
+    settings = get_settings()
     embedder = cached_registry_embedder()  # fail before paying for any call if embeddings are unavailable
     for chunk in plan.pending:
+        messages = build_messages(chunk_text=chunk.text, title=plan.title, person=plan.person, source_type=plan.source_type)
+        worst = worst_case_call_cost(
+            spec=spec, prices=plan.prices, messages=messages, max_tokens=settings.llm_max_output_tokens
+        )
+        try:
+            reservation = reserve_with_wait(
+                session_factory=session_scope, amount_usd=worst, model_name=spec.name,
+                batch_id=batch_id, chunk_id=chunk.chunk_id,
+            )
+        except BudgetExceeded:
+            _no_more_retries(job)  # retrying within minutes cannot help; the analyst retries later
+            raise
         try:
             result = extract_chunk(
                 spec,
@@ -63,12 +86,23 @@ def run_extraction(batch_id: int) -> dict[str, Any]:
         except ProviderError as exc:
             with session_scope() as session:
                 record_provider_error(session=session, plan=plan, chunk_id=chunk.chunk_id, error=exc)
-            if not exc.retryable and job is not None:
-                job.retries_left = 0  # a bad key or unknown model will not fix itself
-                job.save()
+                release(session=session, reservation=reservation)
+            if not exc.retryable:
+                _no_more_retries(job)  # a bad key or unknown model will not fix itself
+            raise
+        except BaseException:
+            with session_scope() as session:
+                release(session=session, reservation=reservation)
             raise
         with session_scope() as session:
-            record_call(session=session, plan=plan, chunk_id=chunk.chunk_id, result=result)
+            cost = record_call(session=session, plan=plan, chunk_id=chunk.chunk_id, result=result)
+            settle(session=session, reservation=reservation, cost_usd=cost)
+        try:
+            with session_scope() as session:
+                check_batch_fragment_cost(session=session, batch_id=batch_id)
+        except FragmentCostExceeded:
+            _no_more_retries(job)
+            raise
 
     try:
         with session_scope() as session:
@@ -78,6 +112,12 @@ def run_extraction(batch_id: int) -> dict[str, Any]:
     _audit_grounding(batch_id, embedder.embed)
     _emit_webhooks(batch_id)
     return {"batch_id": batch_id, "fragments": done.fragments, "duration_s": done.duration_s}
+
+
+def _no_more_retries(job) -> None:
+    if job is not None:
+        job.retries_left = 0
+        job.save()
 
 
 def _emit_webhooks(batch_id: int) -> None:

@@ -150,7 +150,40 @@ def record_call(*, session: Session, plan: BatchPlan, chunk_id: int, result: Cal
             + (1 if result.status is CallStatus.malformed else 0),
         )
     )
+    from mmos_core.model_catalog.ai_logs import log_extraction_call  # seed 002: every LLM call in ai_logs
+
+    log_extraction_call(session=session, plan=plan, chunk_id=chunk_id, result=result, cost=cost)
     return cost
+
+
+def check_batch_fragment_cost(*, session: Session, batch_id: int) -> None:
+    """Stop the batch when its cost per staged fragment is above the per-fragment limit.
+
+    Fragments so far = valid fragments in the batch's answered chunks (latest answer per chunk).
+
+    Raises:
+        mmos_core.services.budget_guard.FragmentCostExceeded: over the limit (message gives the figures).
+    """
+    from mmos_core.services.budget_guard import check_fragment_cost
+
+    batch = session.get(ProcessingBatch, batch_id)
+    latest: dict[int, ExtractionCall] = {}
+    for call in session.scalars(
+        select(ExtractionCall)
+        .where(
+            ExtractionCall.batch_id == batch_id,
+            ExtractionCall.status.in_([CallStatus.ok.value, CallStatus.malformed.value]),
+        )
+        .order_by(ExtractionCall.id)
+    ):
+        latest[call.chunk_id] = call
+    fragments = sum(len((c.parsed or {}).get("fragments") or []) for c in latest.values())
+    check_fragment_cost(
+        session=session,
+        cost_so_far=Decimal(batch.estimated_cost_usd or 0),
+        fragments_so_far=fragments,
+        chunks_done=len(latest),
+    )
 
 
 def record_provider_error(*, session: Session, plan: BatchPlan, chunk_id: int, error: ProviderError) -> None:
@@ -165,6 +198,9 @@ def record_provider_error(*, session: Session, plan: BatchPlan, chunk_id: int, e
             error=str(error)[:4000],
         )
     )
+    from mmos_core.model_catalog.ai_logs import log_extraction_call  # seed 002: every LLM call in ai_logs
+
+    log_extraction_call(session=session, plan=plan, chunk_id=chunk_id, error=error)
 
 
 def _location(source: Source, chunk: SourceChunk, item: ExtractedFragment) -> dict[str, Any]:

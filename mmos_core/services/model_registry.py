@@ -210,6 +210,9 @@ def ensure_registered(*, session: Session, cache_dir: Path | None = None) -> lis
     """
     fp32_dir = default_model_dir(cache_dir)
     int8_dir = fp32_dir.with_name(INT8_NAME)
+    # Workers starting together would both find the registry empty and insert twice: serialise the
+    # check-then-insert on a transaction-scoped advisory lock (released at commit/rollback).
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('mmos.onnx_models.ensure_registered'))"))
     names = set(session.scalars(select(OnnxModel.name)))
     if MODEL_NAME not in names:
         register_model(session=session, name=MODEL_NAME, model_dir=fp32_dir, quantization="fp32")

@@ -1,0 +1,418 @@
+"""Measured quality of batches and models, from the database (issue 4, part 1).
+
+Counts are gathered here and scored by `mmos_core.quality.score` (the rule and its sources are in that
+module and docs/quality.md). Grounding of paraphrases and inferences reads the `fragment_grounding`
+audit rows (seed 003) the worker writes after each batch; a fragment without one is computed with
+`embed` when given, otherwise left out of the grounding count (never guessed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from mmos_core.config import get_settings
+from mmos_core.llm.catalog import get_model, price_snapshot
+from mmos_core.llm.local_models import LOCAL_MODELS
+from mmos_core.models import (
+    AsiInference,
+    ExtractionCall,
+    Fragment,
+    ModelPerformance,
+    ProcessingBatch,
+    Source,
+    SourceProcessing,
+    UserFeedback,
+)
+from mmos_core.quality import (
+    AGREEMENT_THRESHOLD,
+    GROUNDING_THRESHOLD,
+    QUALITY_RULE,
+    QualityCounts,
+    QualityScore,
+    human_weight,
+    score,
+)
+from mmos_core.services.comparison import match_pairs
+
+Embed = Callable[[list[str]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a batch is compared with: `kind` 'verified' (human-verified fragments of the source) or
+    'baseline_batch' (the baseline model's latest completed batch on it); `vectors` (n, 384)."""
+
+    kind: str
+    vectors: np.ndarray
+    categories: list[str]
+    batch_id: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchQuality:
+    """Quality of one completed batch; `score` carries the counts, components and interval."""
+
+    batch_id: int
+    model_name: str
+    source_id: int
+    source_type: str
+    fragments: int
+    cost_usd: Decimal
+    model_seconds: float
+    reference_kind: str | None
+    reference_size: int
+    score: QualityScore
+
+
+def model_cost_rank(name: str) -> tuple[float, float, int]:
+    """Sort key, cheapest first: (output price, input price, position among local models by size).
+
+    Unknown or unpriced models rank by price 0; local models (all free) rank smallest first.
+    """
+    try:
+        prices = price_snapshot(get_model(name))
+        out_p, in_p = float(prices.output_cost_per_token), float(prices.input_cost_per_token)
+    except Exception:
+        out_p = in_p = 0.0
+    local_pos = LOCAL_MODELS.index(name) if name in LOCAL_MODELS else len(LOCAL_MODELS)
+    return out_p, in_p, local_pos
+
+
+def completed_batches_on(session: Session, source_id: int) -> list[ProcessingBatch]:
+    """Completed batches that processed `source_id`, oldest first (regenerate batches excluded)."""
+    return list(
+        session.scalars(
+            select(ProcessingBatch)
+            .join(SourceProcessing, SourceProcessing.batch_id == ProcessingBatch.id)
+            .where(
+                SourceProcessing.source_id == source_id,
+                ProcessingBatch.batch_status == "completed",
+                ProcessingBatch.chunk_scope.is_(None),
+            )
+            .order_by(ProcessingBatch.id)
+        )
+    )
+
+
+def baseline_model_for(session: Session, source_id: int) -> str | None:
+    """The baseline model on a source: `settings.quality_baseline_model` when it has a completed
+    batch there, else the most expensive model that has one (`model_cost_rank`, largest local last)."""
+    names = {b.model_name for b in completed_batches_on(session, source_id)}
+    if not names:
+        return None
+    configured = get_settings().quality_baseline_model
+    if configured and configured in names:
+        return configured
+    return max(names, key=model_cost_rank)
+
+
+def _vectors(fragments: Iterable[Fragment]) -> np.ndarray:
+    vecs = [np.asarray(f.embedding, dtype=np.float32) for f in fragments if f.embedding is not None]
+    return np.vstack(vecs) if vecs else np.zeros((0, 384), np.float32)
+
+
+def reference_for(session: Session, batch: ProcessingBatch, source_id: int) -> Reference | None:
+    """Human-verified fragments of the source when there are any; otherwise the baseline model's
+    latest completed batch on it; None when `batch` is itself that baseline batch (or there is none)."""
+    verified = session.scalars(
+        select(Fragment).where(
+            Fragment.source_id == source_id,
+            Fragment.verified.is_(True),
+            Fragment.rejected.is_(False),
+            Fragment.embedding.is_not(None),
+        )
+    ).all()
+    if verified:
+        return Reference("verified", _vectors(verified), [f.category for f in verified])
+    baseline = baseline_model_for(session, source_id)
+    if baseline is None:
+        return None
+    candidates = [b for b in completed_batches_on(session, source_id) if b.model_name == baseline]
+    if not candidates:
+        return None
+    ref_batch = candidates[-1]
+    if ref_batch.id == batch.id or batch.model_name == baseline:
+        return None
+    frags = session.scalars(
+        select(Fragment).where(Fragment.batch_id == ref_batch.id, Fragment.embedding.is_not(None))
+    ).all()
+    return Reference("baseline_batch", _vectors(frags), [f.category for f in frags], batch_id=ref_batch.id)
+
+
+def _grounding_confidences(session: Session, fragment_ids: list[int]) -> dict[int, float]:
+    """Latest `fragment_grounding` confidence per fragment (seed 003 audit rows)."""
+    if not fragment_ids:
+        return {}
+    rows = session.execute(
+        select(AsiInference.fragment_id, AsiInference.confidence)
+        .where(AsiInference.kind == "fragment_grounding", AsiInference.fragment_id.in_(fragment_ids))
+        .order_by(AsiInference.fragment_id, AsiInference.id)
+    ).all()
+    return {fid: float(conf) for fid, conf in rows}  # later rows overwrite earlier ones
+
+
+def _compute_grounding(session: Session, fragments: list[Fragment], embed: Embed) -> dict[int, float]:
+    from mmos_core.models import SourceChunk
+    from mmos_core.services.inference_log import evidence_windows, grounding_confidence
+
+    out: dict[int, float] = {}
+    for f in fragments:
+        source = session.get(Source, f.source_id)
+        chunk = session.get(SourceChunk, f.chunk_id) if f.chunk_id else None
+        windows = evidence_windows(source, chunk, f)
+        if not windows:
+            out[f.id] = 0.0
+            continue
+        vec = np.asarray(f.embedding, dtype=np.float32) if f.embedding is not None else embed([f.content])[0]
+        out[f.id] = grounding_confidence(vec, embed(windows))
+    return out
+
+
+def is_grounded(fragment: Fragment, embedding_support: float | None) -> bool | None:
+    """Grounding of one fragment (rule in `mmos_core.quality`); None when it cannot be decided."""
+    if fragment.fragment_type == "direct_quote":
+        return fragment.location_score is not None
+    if embedding_support is None:
+        return None
+    return embedding_support >= GROUNDING_THRESHOLD
+
+
+def _human(session: Session, batch_id: int, fragments: list[Fragment], *, include_batch_feedback: bool) -> tuple[int, float]:
+    n, k = 0, 0.0
+    for f in fragments:
+        if f.verified or f.rejected:
+            n += 1
+            k += human_weight(verified=bool(f.verified) and not f.rejected) or 0.0
+    ids = [f.id for f in fragments]
+    target = UserFeedback.fragment_id.in_(ids) if ids else UserFeedback.id.is_(None)
+    if include_batch_feedback:
+        target = or_(target, and_(UserFeedback.batch_id == batch_id, UserFeedback.fragment_id.is_(None)))
+    for ftype, stars in session.execute(select(UserFeedback.feedback_type, UserFeedback.quality_rating).where(target)):
+        w = human_weight(feedback_type=ftype, stars=stars if ftype == "rating" else None)
+        if w is None and stars is not None:
+            w = human_weight(stars=stars)
+        if w is not None:
+            n += 1
+            k += w
+    return n, k
+
+
+def batch_counts(
+    *,
+    session: Session,
+    batch: ProcessingBatch,
+    source_id: int,
+    category: str | None = None,
+    embed: Embed | None = None,
+    reference: Reference | None | bool = True,
+) -> tuple[QualityCounts, Reference | None]:
+    """Pooled-ready counts of one batch on one source (optionally only fragments of `category`).
+
+    `reference=True` looks the reference up (`reference_for`); pass a `Reference` or None to fix it.
+    """
+    q = select(Fragment).where(Fragment.batch_id == batch.id, Fragment.source_id == source_id)
+    if category:
+        q = q.where(Fragment.category == category)
+    fragments = list(session.scalars(q.order_by(Fragment.id)))
+    support = _grounding_confidences(session, [f.id for f in fragments if f.fragment_type != "direct_quote"])
+    missing = [f for f in fragments if f.fragment_type != "direct_quote" and f.id not in support]
+    if missing and embed is not None:
+        support.update(_compute_grounding(session, missing, embed))
+    checked = grounded = 0
+    for f in fragments:
+        g = is_grounded(f, support.get(f.id))
+        if g is not None:
+            checked += 1
+            grounded += int(g)
+
+    ref = reference_for(session, batch, source_id) if reference is True else reference or None
+    batch_fragments = batch_matched = ref_n = ref_matched = 0
+    if ref is not None:
+        mine = _vectors(fragments)
+        theirs = ref.vectors
+        if category:
+            theirs = theirs[[i for i, c in enumerate(ref.categories) if c == category]]
+        if len(mine) or len(theirs):
+            pairs = match_pairs(mine @ theirs.T if len(mine) and len(theirs) else np.zeros((0, 0)), AGREEMENT_THRESHOLD)
+            batch_fragments, ref_n = len(mine), len(theirs)
+            batch_matched = ref_matched = len(pairs)
+    human_n, human_k = _human(session, batch.id, fragments, include_batch_feedback=category is None)
+    return (
+        QualityCounts(
+            checked=checked,
+            grounded=grounded,
+            batch_fragments=batch_fragments,
+            batch_matched=batch_matched,
+            reference_fragments=ref_n,
+            reference_matched=ref_matched,
+            human_n=human_n,
+            human_k=human_k,
+        ),
+        ref,
+    )
+
+
+def _model_seconds(session: Session, batch_id: int) -> float:
+    ms = session.scalar(select(func.coalesce(func.sum(ExtractionCall.duration_ms), 0)).where(ExtractionCall.batch_id == batch_id))
+    return float(ms or 0) / 1000
+
+
+def batch_quality(*, session: Session, batch_id: int, embed: Embed | None = None) -> BatchQuality:
+    """Measured quality of one batch on its (first) source.
+
+    Raises:
+        LookupError: no such batch, or it processed no source.
+    """
+    batch = session.get(ProcessingBatch, batch_id)
+    link = session.scalar(select(SourceProcessing).where(SourceProcessing.batch_id == batch_id))
+    if batch is None or link is None:
+        raise LookupError(f"batch {batch_id} not found")
+    source = session.get(Source, link.source_id)
+    counts, ref = batch_counts(session=session, batch=batch, source_id=source.id, embed=embed)
+    n = session.scalar(select(func.count()).select_from(Fragment).where(Fragment.batch_id == batch_id)) or 0
+    return BatchQuality(
+        batch_id=batch.id,
+        model_name=batch.model_name,
+        source_id=source.id,
+        source_type=source.source_type,
+        fragments=int(n),
+        cost_usd=Decimal(batch.estimated_cost_usd or 0),
+        model_seconds=_model_seconds(session, batch.id),
+        reference_kind=ref.kind if ref else None,
+        reference_size=len(ref.vectors) if ref else 0,
+        score=score(counts),
+    )
+
+
+def record_batch_quality(*, session: Session, batch_id: int, embed: Embed | None = None) -> BatchQuality:
+    """Store the batch's measured quality in its `model_performance` row, with `quality_delta` and
+    `cost_delta` against the baseline model's batch on the same source (see ModelPerformance).
+
+    The baseline's own row is (re)scored first, so deltas compare like with like. Returns the quality.
+    """
+    bq = batch_quality(session=session, batch_id=batch_id, embed=embed)
+    baseline = baseline_model_for(session, bq.source_id)
+    base_perf = None
+    if baseline is not None:
+        base_batches = [b for b in completed_batches_on(session, bq.source_id) if b.model_name == baseline]
+        if base_batches and base_batches[-1].id != batch_id:
+            base_q = batch_quality(session=session, batch_id=base_batches[-1].id, embed=embed)
+            base_perf = _store(session, base_q, baseline, None)
+    _store(session, bq, baseline, base_perf)
+    return bq
+
+
+def _store(session: Session, bq: BatchQuality, baseline: str | None, base: ModelPerformance | None) -> ModelPerformance | None:
+    perf = session.scalar(
+        select(ModelPerformance).where(ModelPerformance.batch_id == bq.batch_id).order_by(ModelPerformance.id.desc())
+    )
+    if perf is None:
+        return None
+    s = bq.score
+    c = s.counts
+    perf.checked_fragments = c.checked
+    perf.grounded_fragments = c.grounded
+    perf.grounding_rate = _r(s.grounding, 4)
+    perf.reference_kind = bq.reference_kind
+    perf.reference_size = bq.reference_size
+    perf.agreement_precision = _r(s.precision, 4)
+    perf.agreement_recall = _r(s.recall, 4)
+    perf.agreement_f1 = _r(s.agreement_f1, 4)
+    perf.human_judgements = c.human_n
+    perf.human_score = _r(s.human, 4)
+    perf.quality_score = s.score
+    perf.quality_ci_low = s.low
+    perf.quality_ci_high = s.high
+    perf.quality_rule = QUALITY_RULE
+    perf.baseline_model = baseline
+    if base is not None and base.quality_score is not None and s.score is not None:
+        perf.quality_delta = round(float(s.score) - float(base.quality_score), 2)
+    elif baseline == bq.model_name:
+        perf.quality_delta = 0
+    if base is not None and base.cost_per_fragment is not None and perf.cost_per_fragment is not None:
+        perf.cost_delta = Decimal(perf.cost_per_fragment) - Decimal(base.cost_per_fragment)
+    elif baseline == bq.model_name:
+        perf.cost_delta = Decimal(0)
+    session.flush()
+    return perf
+
+
+def _r(x: float | None, nd: int) -> float | None:
+    return None if x is None else round(float(x), nd)
+
+
+def recompute_source(*, session: Session, source_id: int, embed: Embed | None = None) -> list[BatchQuality]:
+    """Re-score every completed batch on a source (after reviews changed, or a new baseline batch)."""
+    return [record_batch_quality(session=session, batch_id=b.id, embed=embed) for b in completed_batches_on(session, source_id)]
+
+
+@dataclass(frozen=True)
+class ModelQuality:
+    """One model's quality pooled over its completed batches in a scope (sources, type, category).
+
+    Cost and time are per fragment over the same batches: `cost_per_fragment` in USD, `seconds_per_fragment`
+    in model seconds (sum of the batch's LLM call durations).
+    """
+
+    model_name: str
+    batches: int
+    fragments: int
+    cost_usd: Decimal
+    model_seconds: float
+    score: QualityScore
+
+    @property
+    def cost_per_fragment(self) -> Decimal | None:
+        return (self.cost_usd / self.fragments) if self.fragments else None
+
+    @property
+    def seconds_per_fragment(self) -> float | None:
+        return self.model_seconds / self.fragments if self.fragments else None
+
+
+def model_quality(
+    *,
+    session: Session,
+    source_ids: list[int] | None = None,
+    source_type: str | None = None,
+    category: str | None = None,
+    embed: Embed | None = None,
+) -> list[ModelQuality]:
+    """Pooled quality per model over completed full batches of the chosen sources (all when no filter),
+    sorted cheapest first (`model_cost_rank`)."""
+    q = select(Source.id)
+    if source_ids is not None:
+        q = q.where(Source.id.in_(source_ids))
+    if source_type:
+        q = q.where(Source.source_type == source_type)
+    pooled: dict[str, list] = {}
+    for sid in session.scalars(q):
+        for batch in completed_batches_on(session, sid):
+            counts, _ = batch_counts(session=session, batch=batch, source_id=sid, category=category, embed=embed)
+            fq = select(func.count()).select_from(Fragment).where(Fragment.batch_id == batch.id, Fragment.source_id == sid)
+            if category:
+                fq = fq.where(Fragment.category == category)
+            n = int(session.scalar(fq) or 0)
+            # a category gets the batch's cost and time in proportion to its share of the fragments,
+            # so its cost per fragment is the batch's, not the whole bill over a few fragments
+            share = 1.0
+            if category:
+                total = session.scalar(select(func.count()).select_from(Fragment).where(Fragment.batch_id == batch.id)) or 0
+                share = n / total if total else 0.0
+            acc = pooled.setdefault(batch.model_name, [0, 0, Decimal(0), 0.0, QualityCounts()])
+            acc[0] += 1
+            acc[1] += n
+            acc[2] += Decimal(batch.estimated_cost_usd or 0) * Decimal(str(share))
+            acc[3] += _model_seconds(session, batch.id) * share
+            acc[4] = acc[4] + counts
+    out = [
+        ModelQuality(model_name=m, batches=a[0], fragments=a[1], cost_usd=a[2], model_seconds=a[3], score=score(a[4]))
+        for m, a in pooled.items()
+    ]
+    return sorted(out, key=lambda mq: model_cost_rank(mq.model_name))
