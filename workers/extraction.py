@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from rq import get_current_job
+from sqlalchemy import select
 
 from mmos_core.config import get_settings
 from mmos_core.db import session_scope
@@ -110,6 +111,7 @@ def run_extraction(batch_id: int) -> dict[str, Any]:
     except BatchNotRunnable as exc:
         return {"skipped": str(exc)}
     _audit_grounding(batch_id, embedder.embed)
+    _score_and_optimize(batch_id, embedder.embed)
     _emit_webhooks(batch_id)
     return {"batch_id": batch_id, "fragments": done.fragments, "duration_s": done.duration_s}
 
@@ -129,6 +131,33 @@ def _emit_webhooks(batch_id: int) -> None:
             after_batch_finished(session=session, batch_id=batch_id)
     except Exception:
         log.exception("webhooks of batch %s failed", batch_id)
+
+
+def _score_and_optimize(batch_id: int, embed) -> None:
+    """After a batch finished: store measured quality for every batch on its source (a new batch can
+    change the agreement reference), then let an optimization run that owns the batch take its next
+    step (escalate, fall back, or settle — `model.optimized`). Own transactions; never fails the job."""
+    from mmos_core.models import SourceProcessing
+    from mmos_core.queue import enqueue
+    from mmos_core.services.optimizer import advance_after_batch
+    from mmos_core.services.quality import recompute_source
+    from mmos_core.webhooks import emit
+
+    try:
+        with session_scope() as session:
+            for source_id in session.scalars(select(SourceProcessing.source_id).where(SourceProcessing.batch_id == batch_id)):
+                recompute_source(session=session, source_id=source_id, embed=embed)
+    except Exception:
+        log.exception("quality of batch %s could not be recorded", batch_id)
+    try:
+        with session_scope() as session:
+            jobs, optimized = advance_after_batch(session=session, batch_id=batch_id, embed=embed)
+        if jobs:
+            enqueue(jobs)
+        if optimized:
+            emit("model.optimized", optimized)
+    except Exception:
+        log.exception("optimization step after batch %s failed", batch_id)
 
 
 def _audit_grounding(batch_id: int, embed) -> None:
@@ -162,5 +191,6 @@ def on_extraction_failure(job, connection, exc_type, exc_value, tb) -> None:
         retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=job.get_retry_interval())
     with session_scope() as session:
         mark_attempt_failed(session=session, batch_id=batch_id, error=error, retry_at=retry_at)
-    if retry_at is None:  # a final failure can finish the source or empty the queue
+    if retry_at is None:  # a final failure can finish the source, empty the queue, or need a fallback model
+        _score_and_optimize(batch_id, None)
         _emit_webhooks(batch_id)

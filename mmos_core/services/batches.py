@@ -76,6 +76,8 @@ def queue_extraction(
     chunk_ids: list[int] | None = None,
     parent_batch_id: int | None = None,
     settings: Settings | None = None,
+    selected_by: str = "user_override",
+    selection_confidence: float | None = None,
 ) -> list[QueuedJob]:
     """Create one pending batch per model for this source, with queue rows. Does not commit or enqueue.
 
@@ -83,6 +85,9 @@ def queue_extraction(
         priority: queue priority 0-10; default from the source's extraction priority.
         chunk_ids: only these chunks of the source (regenerate); default every chunk.
         parent_batch_id: the batch whose output a regenerate replaces, shown next to it.
+        selected_by: who chose the model — 'user_override' (a person), 'auto' (the optimizer) or
+            'fallback' (after another model's provider failed); seed 002's vocabulary.
+        selection_confidence: 0-1 confidence of an automatic choice.
     Returns:
         One `QueuedJob` per model, in the order given.
     Raises:
@@ -126,6 +131,8 @@ def queue_extraction(
             price_snapshot=price_snapshot(spec).as_dict(),
             chunk_scope=sorted(set(chunk_ids)) if chunk_ids else None,
             parent_batch_id=parent_batch_id,
+            selected_by=selected_by,
+            selection_confidence=selection_confidence,
         )
         session.add(batch)
         session.flush()

@@ -80,7 +80,8 @@ def model_cost_rank(name: str) -> tuple[float, float, int]:
         out_p, in_p = float(prices.output_cost_per_token), float(prices.input_cost_per_token)
     except Exception:
         out_p = in_p = 0.0
-    local_pos = LOCAL_MODELS.index(name) if name in LOCAL_MODELS else len(LOCAL_MODELS)
+    local = list(LOCAL_MODELS)
+    local_pos = local.index(name) if name in local else len(local)
     return out_p, in_p, local_pos
 
 

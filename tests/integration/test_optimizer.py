@@ -1,0 +1,157 @@
+"""Measured quality, the sweet spot and the progressive strategy, end to end through real jobs (issue 4)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rq import SimpleWorker
+from sqlalchemy import select
+
+from fakes import chat_completion, quote_answer
+from mmos_core.db import session_scope
+from mmos_core.domain import RQ_QUEUES
+from mmos_core.intake import first_words, parse_pasted
+from mmos_core.models import Fragment, ModelPerformance, OptimizationRun, ProcessingBatch
+from mmos_core.queue import enqueue, get_queue, get_redis
+from mmos_core.services.batches import queue_extraction
+from mmos_core.services.optimizer import find_sweet_spot, process_batch, reprocess_suggestions
+from mmos_core.services.quality import batch_quality
+from mmos_core.services.sources import create_source
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+SMALL = "qwen2.5-coder-0.5b-instruct"
+LARGE = "qwen2.5-coder-1.5b-instruct"
+
+
+def _source(text: str, words: int) -> int:
+    with session_scope() as s:
+        src = create_source(
+            session=s, parsed=first_words(parse_pasted(text, max_bytes=5_000_000), words), title="Autobiography",
+            person="Charles Darwin", source_type="book", quality="primary", extraction_priority="HIGH",
+        )
+        return src.id
+
+
+def _passage(req: dict) -> str:
+    return req["messages"][1]["content"].split('"""\n', 1)[1].rsplit('\n"""', 1)[0]
+
+
+def _sentences(passage: str, n: int) -> list[str]:
+    flat = " ".join(passage.split())
+    out, start = [], 0
+    while len(out) < n:
+        end = flat.find(". ", start + 40)
+        if end < 0:
+            break
+        out.append(flat[start : end + 1])
+        start = end + 2
+    return out or [flat[:120]]
+
+
+def _drain() -> None:
+    SimpleWorker([get_queue(q) for q in RQ_QUEUES], connection=get_redis()).work(burst=True)
+
+
+def _small_invents_large_quotes(req):
+    """The small model 'quotes' sentences that are not in the text; the large one quotes the passage."""
+    if req["model"].endswith(SMALL):
+        return 200, chat_completion(quote_answer([
+            "I was always certain that the stars were made of glass and ice.",
+            "My father forbade me to ever read a single book about beetles.",
+        ]))
+    return 200, chat_completion(quote_answer(_sentences(_passage(req), 2)))
+
+
+def test_progressive_run_escalates_from_a_hallucinating_model_and_the_sweet_spot_agrees(fake_llm, embedder_or_skip, darwin_text):
+    sid = _source(darwin_text, 2500)
+    fake_llm["respond"] = _small_invents_large_quotes
+    with session_scope() as s:
+        runs, jobs = process_batch(session=s, source_ids=[sid], strategy="progressive", models=[LARGE, SMALL],
+                                   quality_threshold=3.0, sample_chunks=2)
+    enqueue(jobs)
+    _drain()
+
+    with session_scope() as s:
+        run = s.get(OptimizationRun, runs[0].id)
+        assert run.status == "completed" and run.chosen_model == LARGE
+        steps = [(d["action"], d["model"]) for d in run.decisions]
+        assert steps == [("sample", SMALL), ("sample", LARGE), ("full", LARGE), ("done", LARGE)]
+        assert "quality lower bound 0.0 < 3" in run.decisions[1]["reason"]
+        batches = {b.id: b for b in s.scalars(select(ProcessingBatch))}
+        assert all(b.selected_by == "auto" for b in batches.values())
+        assert [len(batches[b].chunk_scope or []) for b in run.batch_ids[:2]] == [2, 2]  # samples
+        assert batches[run.batch_ids[2]].chunk_scope is None  # the full run
+
+        full = batch_quality(session=s, batch_id=run.batch_ids[2])
+        assert full.score.grounding == 1.0 and full.score.hallucination_rate == 0.0
+        perf = s.scalar(select(ModelPerformance).where(ModelPerformance.batch_id == run.batch_ids[2]))
+        assert perf.quality_score is not None and perf.quality_rule == "q-v1"
+        assert float(perf.quality_ci_low) <= float(perf.quality_score) <= float(perf.quality_ci_high)
+
+        spot = find_sweet_spot(session=s, source_id=sid, quality_threshold=3.0)
+        assert spot.model_name == LARGE  # the only model with a full batch on the source
+
+
+def test_agreement_uses_verified_fragments_when_there_are_any(fake_llm, embedder_or_skip, darwin_text):
+    sid = _source(darwin_text, 800)
+    fake_llm["respond"] = lambda req: (200, chat_completion(quote_answer(_sentences(_passage(req), 2))))
+    with session_scope() as s:
+        jobs = queue_extraction(session=s, source_id=sid, model_names=[SMALL, LARGE])
+    enqueue(jobs)
+    _drain()
+    small, large = (j.batch_id for j in jobs)
+    with session_scope() as s:
+        q = batch_quality(session=s, batch_id=small)
+        assert q.reference_kind == "baseline_batch"  # the larger model's batch is the reference
+        assert q.score.precision == q.score.recall == 1.0  # identical answers agree fully
+        assert batch_quality(session=s, batch_id=large).reference_kind is None  # the baseline is not compared with itself
+        first = s.scalar(select(Fragment).where(Fragment.batch_id == large).order_by(Fragment.id))
+        first.verified = True
+    with session_scope() as s:
+        q = batch_quality(session=s, batch_id=small)
+        assert q.reference_kind == "verified" and q.reference_size == 1
+        assert q.score.recall == 1.0 and q.score.precision < 1.0
+        assert batch_quality(session=s, batch_id=large).score.counts.human_n == 1
+
+
+def test_sweet_spot_picks_the_cheaper_model_that_clears_the_bar(fake_llm, embedder_or_skip, darwin_text):
+    sid = _source(darwin_text, 1500)
+    fake_llm["respond"] = lambda req: (200, chat_completion(quote_answer(_sentences(_passage(req), 3))))
+    with session_scope() as s:
+        jobs = queue_extraction(session=s, source_id=sid, model_names=[SMALL, LARGE])
+    enqueue(jobs)
+    _drain()
+    with session_scope() as s:
+        spot = find_sweet_spot(session=s, source_id=sid, quality_threshold=5.0)
+        assert spot.model_name == SMALL and spot.baseline_model == LARGE
+        too_high = find_sweet_spot(session=s, source_id=sid, quality_threshold=9.9)
+        assert too_high.model_name is None
+        assert all("quality lower bound" in c.reason for c in too_high.candidates)
+        assert reprocess_suggestions(session=s) == []  # local batches cost nothing: nothing to save
+
+
+def test_a_failing_provider_falls_back_to_the_next_model(fake_llm, embedder_or_skip, darwin_text, monkeypatch):
+    monkeypatch.setenv("MMOS_JOB_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("MMOS_LLM_MAX_RETRIES", "1")
+    from mmos_core.config import get_settings
+
+    get_settings.cache_clear()
+    sid = _source(darwin_text, 600)
+
+    def respond(req):
+        if req["model"].endswith(SMALL):
+            return 401, json.dumps({"error": {"message": "invalid api key", "type": "auth"}})
+        return 200, chat_completion(quote_answer(_sentences(_passage(req), 1)))
+
+    fake_llm["respond"] = respond
+    with session_scope() as s:
+        runs, jobs = process_batch(session=s, source_ids=[sid], strategy="aggressive", models=[SMALL, LARGE])
+    enqueue(jobs)
+    _drain()
+    with session_scope() as s:
+        run = s.get(OptimizationRun, runs[0].id)
+        assert run.status == "completed" and run.chosen_model == LARGE
+        assert "fallback" in run.decisions[1]["reason"]
+        assert s.get(ProcessingBatch, run.batch_ids[1]).selected_by == "fallback"
