@@ -6,7 +6,7 @@ import json
 
 import pytest
 from rq import SimpleWorker
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fakes import chat_completion, quote_answer
 from mmos_core.db import session_scope
@@ -155,3 +155,54 @@ def test_a_failing_provider_falls_back_to_the_next_model(fake_llm, embedder_or_s
         assert run.status == "completed" and run.chosen_model == LARGE
         assert "fallback" in run.decisions[1]["reason"]
         assert s.get(ProcessingBatch, run.batch_ids[1]).selected_by == "fallback"
+
+
+def test_replayed_cascade_costs_and_quality_come_from_stored_answers(fake_llm, embedder_or_skip, darwin_text):
+    from mmos_core.services.replay import replay_cascades
+
+    sid = _source(darwin_text, 1500)
+
+    def respond(req):
+        passage = _passage(req)
+        # the small model invents quotes on chunks that mention "father", quotes faithfully elsewhere
+        if req["model"].endswith(SMALL) and "father" in passage:
+            return 200, chat_completion(quote_answer(["My father forbade me to ever read a single book about beetles."]))
+        return 200, chat_completion(quote_answer(_sentences(passage, 2)), prompt_tokens=1000, completion_tokens=200)
+
+    fake_llm["respond"] = respond
+    with session_scope() as s:
+        jobs = queue_extraction(session=s, source_id=sid, model_names=[SMALL, LARGE])
+    enqueue(jobs)
+    _drain()
+    requests_before = len(fake_llm["requests"])
+    with session_scope() as s:
+        replay = replay_cascades(session=s, models=[LARGE, SMALL], prices={SMALL: (0.15, 0.6), LARGE: (2.5, 10.0)})
+    assert len(fake_llm["requests"]) == requests_before  # no new call
+    assert replay.models == [SMALL, LARGE] and replay.hypothetical_prices
+    by = {p.label: p for p in replay.points}
+    small, large = by[SMALL], by[LARGE]
+    cascade = by["cascade, escalate when grounded share < 0.5"]
+    assert small.cost < cascade.cost < small.cost + large.cost
+    assert 0 < cascade.escalated_share < 1  # only the invented chunks were escalated
+    assert small.quality.score < cascade.quality.score == large.quality.score
+    # equal cascades (thresholds 0.25-1.0 escalate the same chunks here) count once on the hull
+    assert small.on_hull and not large.on_hull  # a cascade reaches large's quality for less
+    assert [p.threshold for p in replay.points if p.on_hull and p.kind == "cascade"] == [0.25]
+
+
+def test_cross_batch_agreement_matches_fragments_of_two_models(fake_llm, embedder_or_skip, darwin_text):
+    from mmos_core.services.qa import cross_batch_agreement, largest_disagreements
+
+    sid = _source(darwin_text, 800)
+    fake_llm["respond"] = lambda req: (200, chat_completion(quote_answer(
+        _sentences(_passage(req), 2), relevance=3 if req["model"].endswith(SMALL) else 9)))
+    with session_scope() as s:
+        jobs = queue_extraction(session=s, source_id=sid, model_names=[SMALL, LARGE])
+    enqueue(jobs)
+    _drain()
+    with session_scope() as s:
+        [row] = cross_batch_agreement(session=s)
+        n = s.scalar(select(func.count()).select_from(Fragment).where(Fragment.batch_id == jobs[0].batch_id))
+        assert row.matching_fragments == row.exact_matches == n
+        assert row.avg_relevance_difference == 6.0
+        assert largest_disagreements(session=s, limit=1)[0].relevance_diff == 6
