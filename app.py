@@ -15,6 +15,7 @@ st.set_page_config(page_title="MMOS workbench", page_icon=":material/travel_expl
 PAGES = [
     ("pages/sources.py", "Sources", ":material/library_books:", Permission.add_sources),
     ("pages/comparison.py", "Comparison", ":material/compare_arrows:", Permission.view_comparison),
+    ("pages/quality.py", "Quality & cost", ":material/balance:", Permission.view_comparison),
     ("pages/review.py", "Review", ":material/fact_check:", Permission.review_fragments),
     ("pages/queue.py", "Queue", ":material/queue:", Permission.manage_queue),
     ("pages/coverage.py", "Coverage", ":material/donut_small:", Permission.view_coverage),
