@@ -28,6 +28,7 @@ from typing import Annotated
 import typer
 
 from mmos_core.config import get_settings
+from mmos_core import cli_quality as quality_cli
 from mmos_core.conversations import cli as conversations_cli
 from mmos_core.model_catalog import cli as catalog_cli
 
@@ -40,6 +41,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(llm_app, name="llm")
 app.add_typer(conversations_cli.app, name="conversations")
 app.add_typer(catalog_cli.app, name="catalog")
+app.add_typer(quality_cli.app, name="quality")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RECONCILE_EVERY_S = 60
@@ -187,6 +189,11 @@ def worker(
                         # the scheduled refresh of the hourly inference rollup (seed 003)
                         with db.session_scope() as session:
                             refresh_performance_summary(session=session)
+                        # seed 002: ai_model_performance_aggregates and the catalog's derived columns
+                        from mmos_core.model_catalog.aggregates import refresh_aggregates
+
+                        with db.session_scope() as session:
+                            refresh_aggregates(session=session)
                 except Exception as exc:  # a database or Redis blip must not kill the worker
                     typer.echo(f"maintenance failed: {exc}", err=True)
 
