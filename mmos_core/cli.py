@@ -172,6 +172,12 @@ def worker(
             enqueue(todo)
             typer.echo(f"re-enqueued {len(todo)} orphaned job(s): {', '.join(j.rq_job_id for j in todo)}")
 
+    from mmos_core.model_catalog.sync import ensure_catalog
+
+    with db.session_scope() as session:
+        synced = ensure_catalog(session=session)  # fills ai_models on first start only
+    if synced:
+        typer.echo(f"model catalog: {synced.summary()}")
     reconcile_once(0)
     if not burst:
         # A worker killed outright leaves its job "started"; look again every minute so such a
