@@ -118,12 +118,13 @@ if not models:
 else:
     metric = st.radio(
         "Quality signal",
-        ["self_reported", "located"],
+        ["measured", "self_reported", "located"],
         format_func=QUALITY_LABELS.get,
+        index=0 if any(m.measured_quality is not None for m in models) else 1,
         key="quality_metric",
         horizontal=True,
     )
-    if metric == "self_reported":
+    if metric in ("measured", "self_reported"):
         threshold = st.slider("Threshold (0-10)", 0.0, 10.0, DEFAULT_QUALITY_THRESHOLD, 0.5, key="quality_threshold")
     else:
         threshold = st.slider("Threshold (share 0-1)", 0.0, 1.0, 0.8, 0.05, key="located_threshold")
@@ -137,6 +138,7 @@ else:
                 "fragments": m.fragments,
                 "cost (USD)": float(m.cost_usd),
                 "USD / fragment": float(m.cost_per_fragment_usd) if m.cost_per_fragment_usd is not None else None,
+                "measured quality (0-10)": m.measured_quality,
                 "self-reported quality (0-10)": m.self_reported_quality,
                 "quotes found in source": m.located_share,
                 "mark": "cheapest above threshold" if best and m.model_name == best.model_name else "other",
@@ -145,7 +147,8 @@ else:
             for m in models
         ]
     )
-    y = "self-reported quality (0-10)" if metric == "self_reported" else "quotes found in source"
+    y = {"measured": "measured quality (0-10)", "self_reported": "self-reported quality (0-10)"}.get(
+        metric, "quotes found in source")
     chart = px.scatter(
         quality.dropna(subset=["USD / fragment", y]),
         x="USD / fragment",

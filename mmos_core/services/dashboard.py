@@ -42,10 +42,11 @@ DAILY_BUDGET = "daily"
 #: Seed 000 section 7 ("Progressive Model Downgrade"): a model is good enough at quality ≥ 7.0 (0-10).
 DEFAULT_QUALITY_THRESHOLD = 7.0
 
-QualityMetric = Literal["self_reported", "located"]
+QualityMetric = Literal["measured", "self_reported", "located"]
 
-#: Human labels of the two quality signals, for charts and tables.
+#: Human labels of the quality signals, for charts and tables.
 QUALITY_LABELS: dict[str, str] = {
+    "measured": "measured quality (grounding, agreement, human verdicts; docs/quality.md), 0-10",
     "self_reported": "self-reported quality = avg confidence × 10 (seed 000 rule), 0-10",
     "located": "quotes found in source (measured share, 0-1)",
 }
@@ -156,9 +157,13 @@ class ModelQuality:
     self_reported_quality: float | None
     located_share: float | None
     relevance_avg: float | None
+    measured_quality: float | None = None
 
     def quality(self, metric: QualityMetric) -> float | None:
-        """The chosen quality signal: 'self_reported' (0-10) or 'located' (0-1)."""
+        """The chosen quality signal: 'measured' (0-10, mean of the batches' measured scores),
+        'self_reported' (0-10) or 'located' (0-1)."""
+        if metric == "measured":
+            return self.measured_quality
         return self.self_reported_quality if metric == "self_reported" else self.located_share
 
 
@@ -183,6 +188,7 @@ def model_quality(*, session: Session, start: dt.date, end: dt.date) -> list[Mod
             func.avg(ModelPerformance.extraction_quality_avg).label("quality"),
             func.avg(ModelPerformance.located_share).label("located"),
             func.avg(ModelPerformance.relevance_score_avg).label("relevance"),
+            func.avg(ModelPerformance.quality_score).label("measured"),
         )
         .where(ModelPerformance.evaluation_date >= lo, ModelPerformance.evaluation_date < hi)
         .group_by(ModelPerformance.model_name)
@@ -204,6 +210,7 @@ def model_quality(*, session: Session, start: dt.date, end: dt.date) -> list[Mod
                 self_reported_quality=float(r.quality) if r.quality is not None else None,
                 located_share=float(r.located) if r.located is not None else None,
                 relevance_avg=float(r.relevance) if r.relevance is not None else None,
+                measured_quality=float(r.measured) if r.measured is not None else None,
             )
         )
     return out
