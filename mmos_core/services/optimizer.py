@@ -149,7 +149,9 @@ def find_sweet_spot(
     chosen = eligible[0] if eligible else None
     names = [c.model_name for c in candidates]
     configured = get_settings().quality_baseline_model
-    baseline = configured if configured in names else (max(names, key=model_cost_rank) if names else None)
+    baseline = configured if configured in names else max(
+        candidates, key=lambda c: (model_cost_rank(c.model_name), c.cost("usd") if c.cost_per_fragment is not None else 0, c.model_name),
+    ).model_name if candidates else None
     saving = None
     if chosen is not None and baseline is not None:
         base = next(c for c in candidates if c.model_name == baseline)

@@ -104,13 +104,15 @@ def completed_batches_on(session: Session, source_id: int) -> list[ProcessingBat
 def baseline_model_for(session: Session, source_id: int) -> str | None:
     """The baseline model on a source: `settings.quality_baseline_model` when it has a completed
     batch there, else the most expensive model that has one (`model_cost_rank`, largest local last)."""
-    names = {b.model_name for b in completed_batches_on(session, source_id)}
-    if not names:
+    batches = completed_batches_on(session, source_id)
+    if not batches:
         return None
     configured = get_settings().quality_baseline_model
-    if configured and configured in names:
+    if configured and configured in {b.model_name for b in batches}:
         return configured
-    return max(names, key=model_cost_rank)
+    # price rank first; models the catalog cannot price tie there, so the recorded cost decides, then the name
+    recorded = {b.model_name: float(b.estimated_cost_usd or 0) for b in batches}
+    return max(recorded, key=lambda m: (model_cost_rank(m), recorded[m], m))
 
 
 def _vectors(fragments: Iterable[Fragment]) -> np.ndarray:
