@@ -217,6 +217,7 @@ def main() -> int:
         a, b, cos, feats, cue = data[kind]
         prob = 1.0 / (1.0 + np.exp(-(feats @ coef + intercept)))
         pred = prob >= 0.5  # the regression's own decision threshold
+        cue = cue & (cos >= C.CANDIDATE_MIN_COSINE)  # the live gate also needs the candidate cosine
         shipped = (prob >= C.REPORT_THRESHOLD) & cue  # what detect_contradictions reports
         r = results[kind] = {}
         r["probability"] = metrics(pred[test], labels[test], prob[test])

@@ -275,8 +275,8 @@ def test_coherence_without_embeddings_uses_word_overlap():
 
 
 # ------------------------------------------------------------------------------------------ health
-def _contra(severity: str) -> ContradictionFinding:
-    return ContradictionFinding(1, 2, "a", "b", 0.9, severity, 0.9, True, "", "")
+def _contra(severity: str, newer_message: int = 2) -> ContradictionFinding:
+    return ContradictionFinding(1, newer_message, "a", "b", 0.9, severity, 0.9, True, "", "")
 
 
 def _loop(count: int, size: int = 1) -> LoopFinding:
@@ -306,12 +306,20 @@ def test_loop_threshold_and_health_threshold_flip_intervention():
     assert four.loop_score == 40.0 and four.requires_intervention  # 4 repetitions = H.INTERVENTION_LOOP_REPEATS
     # health just above / below INTERVENTION_HEALTH (60) with every component >= 40: contradiction 40
     # (5 MEDIUM), loop 60 (3 repetitions), citation 100; coherence moves health by 0.30 per point
-    around = dict(open_contradictions=[_contra("MEDIUM")] * 5, loops=[_loop(3)], citation_checks=[], message_count=20)
+    around = dict(open_contradictions=[_contra("MEDIUM", m) for m in range(2, 7)], loops=[_loop(3)], citation_checks=[],
+                  message_count=20)
     above = health_point(coherence_scores=[61], **around)
     below = health_point(coherence_scores=[59], **around)
     assert above.health_score == pytest.approx(60.3) and not above.requires_intervention
     assert below.health_score == pytest.approx(59.7) and below.requires_intervention
     assert "health 59.7 is below 60" in below.reasons[0]
+
+
+def test_a_statement_conflicting_with_several_earlier_ones_is_charged_once():
+    one_statement = [ContradictionFinding(a, 9, f"earlier {a}", "the newest claim", 0.9, "HIGH", 0.9, False, "", "")
+                     for a in (1, 2, 3)]
+    p = health_point(coherence_scores=[], open_contradictions=one_statement, loops=[], citation_checks=[], message_count=9)
+    assert p.contradiction_score == 75.0  # one HIGH (25), not three
 
 
 def test_unverified_citations_lower_the_citation_score():

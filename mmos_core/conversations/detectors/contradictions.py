@@ -146,8 +146,12 @@ COEFFICIENTS: tuple[float, ...] = (
 )
 INTERCEPT: float = -1.0678
 
-CANDIDATE_MIN_COSINE = 0.35
-"""Sentence pairs below this cosine are not classified (different topics); see docs/conversations.md."""
+CANDIDATE_MIN_COSINE = 0.5
+"""Sentence pairs below this cosine are not classified (different topics); see docs/conversations.md.
+Raised from 0.35 after real multi-agent logs: at 0.35 most flagged pairs were unrelated sentences."""
+STRONG_CUES = ("negation", "antonym", "number")
+"""Cues that open the reporting gate. Sentiment, modality and quantifier shifts still feed the regression
+but no longer open the gate alone: in Who&When logs they fired on most pairs of ordinary replies."""
 REPORT_THRESHOLD = 0.6
 """A pair is reported when its probability is at least this (and a cue fires). Above the regression's
 natural 0.5 because contradictions are far rarer among a conversation's nearest neighbours than in
@@ -227,7 +231,7 @@ def _sentiment(tokens: list[str]) -> int:
 
 
 def _lexical(text: str) -> dict:
-    tokens = words(text)
+    tokens = words(_ENUMERATOR.sub("", text, count=1))
     token_set = set(tokens)
     return {
         "tokens": tokens,
@@ -326,11 +330,13 @@ def _severity(probability: float, same_agent: bool, cosine: float) -> str:
     """Severity by probability; one level higher when an agent contradicts itself about the same claim.
 
     An agent reversing its own near-paraphrase claim (cosine >= 0.8) is the case users care most about
-    (it undermines everything else that agent said), so it is escalated one level (max CRITICAL).
+    (it undermines everything else that agent said), so it is escalated one level — up to HIGH only:
+    CRITICAL stays reserved for probability >= 0.9, because in real agent logs the same-agent
+    near-paraphrases at 0.8 were mostly state updates ("the viewport shows 8 %" then "41 %").
     """
     level = next(name for bound, name in SEVERITY_THRESHOLDS if probability >= bound)
-    if same_agent and cosine >= 0.8:
-        level = _SEVERITIES[min(_SEVERITIES.index(level) + 1, len(_SEVERITIES) - 1)]
+    if same_agent and cosine >= 0.8 and level != "CRITICAL":
+        level = _SEVERITIES[min(_SEVERITIES.index(level) + 1, _SEVERITIES.index("HIGH"))]
     return level
 
 
@@ -365,9 +371,10 @@ def _explain(la: dict, lb: dict, cosine: float) -> tuple[str, str]:
 def has_conflict_cue(a: str, b: str) -> bool:
     """True when at least one explicit conflict cue fires between two statements (the reporting gate).
 
-    Cues: negation mismatch, antonym, different numbers, certain vs hedged, all vs some, opposite sentiment.
+    Gate cues (`STRONG_CUES`): negation mismatch, antonym, different figures about the same quantity.
     """
-    return any(_cues(_lexical(a), _lexical(b)).values())
+    cues = _cues(_lexical(a), _lexical(b))
+    return any(cues[k] for k in STRONG_CUES)
 
 
 SENTENCE_CACHE_SIZE = 4096
@@ -407,9 +414,18 @@ MIN_CLAIM_WORDS, MAX_CLAIM_WORDS = 3, 60
 """Sentences outside this word range are not claims (labels; pasted pages, tables)."""
 
 
+_ENUMERATOR = re.compile(r"^\s*(?:[#>*\-•]+\s*)*(?:(?:step|phase|part|stage)\s+)?\d{1,2}[.):]\s+", re.I)
+"""A list or step number opening a sentence ("1. ", "### Step 2: "): not a figure the sentence claims."""
+_HEADING = re.compile(r"^\s*#{1,6}\s|:\s*$|^\s*(?:[\-*•]\s*)?(?:\d{1,2}[.)]\s*)?\*\*[^*]+\*\*:?\s*$")
+"""Markdown headings, lines ending in a colon, and bold-only list labels: titles, not claims."""
+
+
 def _is_claim(sentence: str) -> bool:
     """A sentence that can carry a claim: 3-60 words, at least half of its visible characters letters
-    (JSON, tables, numbered lists of dates and URLs fail), not a bare key/value line."""
+    (JSON, tables, numbered lists of dates and URLs fail), not a bare key/value line, not a heading
+    or a list label (`_HEADING`) — real agent logs are full of "1. **Search for X**:" plans."""
+    if _HEADING.search(sentence):
+        return False
     n = len(sentence.split())
     if not MIN_CLAIM_WORDS <= n <= MAX_CLAIM_WORDS:
         return False
@@ -479,7 +495,8 @@ def detect_contradictions(
         best: tuple[float, int, int, np.ndarray, dict] | None = None
         for i, j in zip(*np.nonzero(sims >= min_cosine), strict=True):
             lc = _lexical(sents[i])
-            if not any(_cues(lc, new_lex[j]).values()):
+            cues = _cues(lc, new_lex[j])
+            if not any(cues[k] for k in STRONG_CUES):
                 continue  # the gate: no explicit conflict cue, no finding (see module docstring)
             f = _features(lc, new_lex[j], float(sims[i, j]))
             p = _probability(f)

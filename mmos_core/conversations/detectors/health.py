@@ -3,7 +3,8 @@
 Four component scores, each 0..100 (higher = healthier):
 
 * coherence     = mean of the `coherence_scores` given (the caller passes the recent window); 100 if none.
-* contradiction = max(0, 100 - sum of `CONTRADICTION_PENALTY[severity]` over open contradictions).
+* contradiction = max(0, 100 - sum of `CONTRADICTION_PENALTY[severity]` over open contradictions), each newer
+  statement charged once (at its most severe finding) however many earlier statements it conflicts with.
 * loop          = max(0, 100 - sum over open loops of min(`LOOP_PENALTY_CAP`, `LOOP_PENALTY_PER_REPEAT` x
                   (repetition_count - 1) x sqrt(pattern_size))).
 * citation      = 100 x mean credit of the citation checks (`CITATION_CREDIT`: verified 1.0, unverifiable
@@ -97,12 +98,15 @@ def health_point(
     clipped = [min(100.0, max(0.0, float(s))) for s in coherence_scores]
     coherence = sum(clipped) / len(clipped) if clipped else 100.0
 
-    penalty = 0.0
+    # A statement that conflicts with several earlier ones is one problem, not several: each newer
+    # statement is charged once, at its most severe finding.
+    charged: dict[tuple[int, str], float] = {}
     for c in open_contradictions:
         if c.severity not in CONTRADICTION_PENALTY:
             raise ValueError(f"unknown contradiction severity {c.severity!r}; expected one of {list(CONTRADICTION_PENALTY)}")
-        penalty += CONTRADICTION_PENALTY[c.severity]
-    contradiction = max(0.0, 100.0 - penalty)
+        key = (c.message_b_id, c.statement_b.strip().lower())
+        charged[key] = max(charged.get(key, 0.0), CONTRADICTION_PENALTY[c.severity])
+    contradiction = max(0.0, 100.0 - sum(charged.values()))
 
     loop_penalty = sum(
         min(LOOP_PENALTY_CAP, LOOP_PENALTY_PER_REPEAT * max(0, lp.repetition_count - 1) * math.sqrt(max(1, lp.pattern_size)))
