@@ -19,7 +19,11 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from mmos_core.config import get_settings
 from mmos_core.db import session_scope
+from mmos_core.llm.catalog import get_model, price_snapshot
+from mmos_core.llm.cost import cost_usd
+from mmos_core.model_catalog.ai_logs import log_call
 from mmos_core.services import conversations as svc
+from mmos_core.services.budget_guard import release, reserve_with_wait, settle, worst_case_call_cost
 
 log = logging.getLogger(__name__)
 
@@ -230,9 +234,23 @@ def run_debate(conversation_id: int) -> dict[str, Any]:
                 continue
             others = [n for n in names if n != agent["name"]]
             messages = debate_messages(topic=config["topic"], speaker=agent["name"], others=others, transcript=transcript)
+            spec = get_model(agent["model"])
+            prices = price_snapshot(spec)
+            # priced (cloud) debaters draw on the same daily budget as extraction (issue 4's reservations)
+            reservation = reserve_with_wait(
+                session_factory=session_scope, model_name=spec.name,
+                amount_usd=worst_case_call_cost(spec=spec, prices=prices, messages=messages,
+                                                max_tokens=get_settings().conversation_debate_max_tokens),
+            )
             try:
                 text_, completion_tokens, prompt_tokens, ms = _chat(agent["model"], messages)
             except Exception as exc:
+                with session_scope() as session:
+                    release(session=session, reservation=reservation)
+                    log_call(session=session, model_name=spec.name, category_key="conversation_turn",
+                             status="provider_error", selected_by="user_override",
+                             attempts=getattr(exc, "attempts", 1) or 1, latency_ms=getattr(exc, "duration_ms", None),
+                             error=str(exc))
                 retryable = getattr(exc, "retryable", True)
                 if not retryable and job is not None:
                     job.retries_left = 0  # an unknown model or a bad request will not fix itself
@@ -254,6 +272,11 @@ def run_debate(conversation_id: int) -> dict[str, Any]:
                     metadata={"prompt_tokens": prompt_tokens},
                 )
                 message_id = msg.id
+                cost = cost_usd(prices, input_tokens=prompt_tokens, output_tokens=completion_tokens)
+                settle(session=session, reservation=reservation, cost_usd=cost)
+                log_call(session=session, model_name=spec.name, category_key="conversation_turn", status="ok",
+                         selected_by="user_override", input_tokens=prompt_tokens, output_tokens=completion_tokens,
+                         cost_usd=cost, latency_ms=ms)
             with session_scope() as session:
                 svc.analyze_message(session=session, message_id=message_id, embed=embedder.embed, model=model)
             transcript.append((agent["name"], text_))

@@ -59,6 +59,16 @@ def test_three_agents_debate_each_turn_stored_and_analysed(fake_llm, embedder_or
     models = [r["model"] for r in fake_llm["requests"]]
     assert models == [LARGE, SMALL, LARGE, LARGE, SMALL, LARGE]
     assert "Alice: Point 0" in fake_llm["requests"][1]["messages"][1]["content"]
+    # every debate call is in ai_logs as a conversation turn (seed 002)
+    from sqlalchemy import select
+
+    from mmos_core.model_catalog.models import AiLog
+
+    with session_scope() as session:
+        logs = session.scalars(select(AiLog).order_by(AiLog.id)).all()
+    assert [(log.model_name, log.category_key, log.status, log.output_tokens) for log in logs] == [
+        (m, "conversation_turn", "ok", 17) for m in models
+    ]
 
 
 def test_a_failed_debate_resumes_where_it_stopped(fake_llm, embedder_or_skip):
@@ -89,6 +99,13 @@ def test_a_failed_debate_resumes_where_it_stopped(fake_llm, embedder_or_skip):
         assert svc.get_conversation(session=session, conversation_id=cid).status == "completed"
     assert [(m.round_number, m.turn_index) for m in msgs] == [(1, 0), (1, 1), (2, 0), (2, 1)]
     assert state["n"] == 5  # two turns, one failed call, then only the two missing turns
+    from sqlalchemy import select
+
+    from mmos_core.model_catalog.models import AiLog
+
+    with session_scope() as session:
+        statuses = [log.status for log in session.scalars(select(AiLog).order_by(AiLog.id))]
+    assert statuses == ["ok", "ok", "provider_error", "ok", "ok"]  # the failed call is on record too
 
 
 @pytest.mark.parametrize(
