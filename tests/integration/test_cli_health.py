@@ -13,7 +13,12 @@ pytestmark = pytest.mark.usefixtures("clean_db")
 def test_health_reports_each_component(embedder_or_skip):
     result = CliRunner().invoke(app, ["health"])
     out = result.output
-    assert "postgres" in out and "schema 0003" in out
+    from alembic.script import ScriptDirectory
+
+    from mmos_core.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert "postgres" in out and f"schema {head}" in out
     assert "redis" in out and "embedder" in out
     # the LLM server and workers are optional: reported, not failing
     assert result.exit_code == 0, out
