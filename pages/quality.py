@@ -88,7 +88,8 @@ with tab_quality:
                 ))
             fig.update_layout(title="Measured quality (95% interval) against model seconds per fragment",
                               xaxis_title="model seconds per fragment", yaxis_title="quality (0-10)",
-                              yaxis_range=[0, 10.5], showlegend=False)
+                              yaxis_range=[0, 10.5], showlegend=False,
+                              xaxis_range=[0, 1.2 * float(plotted["s / fragment"].max() or 1)])
             st.plotly_chart(fig, width="stretch")
 
 with tab_spot:
