@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 from rq import get_current_job
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from mmos_core.config import get_settings
 from mmos_core.db import session_scope
@@ -145,8 +144,7 @@ def _chat(model_name: str, messages: list[dict[str, str]]) -> tuple[str, int, in
     Transient provider errors are retried with backoff (`llm_max_retries` attempts).
     Raises: mmos_core.llm.extraction.ProviderError after the retries, or when the answer is empty.
     """
-    from mmos_core.llm.catalog import get_model, litellm
-    from mmos_core.llm.extraction import ProviderError, _is_transient  # the extraction call's retry rule
+    from mmos_core.llm.extraction import ProviderError, complete_with_retries
 
     settings = get_settings()
     spec = get_model(model_name)
@@ -162,24 +160,7 @@ def _chat(model_name: str, messages: list[dict[str, str]]) -> tuple[str, int, in
         kwargs["api_base"] = spec.api_base
     if spec.api_key:
         kwargs["api_key"] = spec.api_key
-    started = time.monotonic()
-    attempts = 0
-    try:
-        for attempt in Retrying(
-            stop=stop_after_attempt(max(1, settings.llm_max_retries)),
-            wait=wait_exponential(multiplier=1, min=1, max=30),
-            retry=retry_if_exception(_is_transient),
-            reraise=True,
-        ):
-            with attempt:
-                attempts = attempt.retry_state.attempt_number
-                response = litellm().completion(**kwargs)
-    except Exception as exc:
-        raise ProviderError(
-            f"{model_name}: {type(exc).__name__}: {exc}", retryable=_is_transient(exc), attempts=attempts,
-            duration_ms=int((time.monotonic() - started) * 1000),
-        ) from exc
-    duration_ms = int((time.monotonic() - started) * 1000)
+    response, attempts, duration_ms = complete_with_retries(kwargs, label=model_name, settings=settings)
     text_ = (response.choices[0].message.content or "").strip()
     if not text_:
         raise ProviderError(f"{model_name} gave an empty answer", retryable=True, attempts=attempts, duration_ms=duration_ms)

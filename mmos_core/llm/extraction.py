@@ -197,6 +197,37 @@ def parse_answer(raw: str | None) -> tuple[CallStatus, list[ExtractedFragment], 
     return CallStatus.ok, valid, invalid, None
 
 
+def complete_with_retries(kwargs: dict[str, Any], *, label: str, settings: Settings | None = None) -> tuple[Any, int, int]:
+    """One `litellm.completion(**kwargs)` with tenacity backoff on transient errors (timeouts, connection
+    errors, 429, 5xx) for up to `settings.llm_max_retries` attempts.
+
+    Returns:
+        (response, attempts made, duration in ms including the waits).
+    Raises:
+        ProviderError: still failing after the retries, or a non-transient error (bad key, unknown model,
+            bad request); `retryable` says which, `label` (the model name) starts its message.
+    """
+    settings = settings or get_settings()
+    started = time.monotonic()
+    attempts = 0
+    try:
+        for attempt in Retrying(
+            stop=stop_after_attempt(max(1, settings.llm_max_retries)),
+            wait=wait_exponential(multiplier=1, min=1, max=30),
+            retry=retry_if_exception(_is_transient),
+            reraise=True,
+        ):
+            with attempt:
+                attempts = attempt.retry_state.attempt_number
+                response = litellm().completion(**kwargs)
+    except Exception as exc:
+        raise ProviderError(
+            f"{label}: {type(exc).__name__}: {exc}", retryable=_is_transient(exc), attempts=attempts,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        ) from exc
+    return response, attempts, int((time.monotonic() - started) * 1000)
+
+
 def extract_chunk(
     spec: ModelSpec,
     *,
@@ -215,7 +246,6 @@ def extract_chunk(
             with a non-transient error (bad key, unknown model, bad request).
     """
     settings = settings or get_settings()
-    ll = litellm()
     messages = build_messages(chunk_text=chunk_text, title=title, person=person, source_type=source_type)
     kwargs: dict[str, Any] = {
         "model": spec.litellm_model,
@@ -231,25 +261,7 @@ def extract_chunk(
     if spec.api_key:
         kwargs["api_key"] = spec.api_key
 
-    started = time.monotonic()
-    attempts = 0
-    try:
-        for attempt in Retrying(
-            stop=stop_after_attempt(max(1, settings.llm_max_retries)),
-            wait=wait_exponential(multiplier=1, min=1, max=30),
-            retry=retry_if_exception(_is_transient),
-            reraise=True,
-        ):
-            with attempt:
-                attempts = attempt.retry_state.attempt_number
-                response = ll.completion(**kwargs)
-    except Exception as exc:
-        duration_ms = int((time.monotonic() - started) * 1000)
-        retryable = _is_transient(exc)
-        raise ProviderError(
-            f"{spec.name}: {type(exc).__name__}: {exc}", retryable=retryable, attempts=attempts, duration_ms=duration_ms
-        ) from exc
-    duration_ms = int((time.monotonic() - started) * 1000)
+    response, attempts, duration_ms = complete_with_retries(kwargs, label=spec.name, settings=settings)
 
     choice = response.choices[0]
     raw = choice.message.content
