@@ -200,6 +200,13 @@ def worker(
 
                         with db.session_scope() as session:
                             refresh_aggregates(session=session)
+                        # issue 4: reviews and feedback since the last scoring reach model_performance
+                        from mmos_core.services.quality import refresh_stale_quality
+
+                        with db.session_scope() as session:
+                            refreshed = refresh_stale_quality(session=session)
+                        if refreshed:
+                            typer.echo(f"quality re-scored for source(s) {refreshed} after new reviews")
                 except Exception as exc:  # a database or Redis blip must not kill the worker
                     typer.echo(f"maintenance failed: {exc}", err=True)
 

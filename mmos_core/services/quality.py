@@ -8,6 +8,7 @@ audit rows (seed 003) the worker writes after each batch; a fragment without one
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -334,6 +335,7 @@ def _store(session: Session, bq: BatchQuality, baseline: str | None, base: Model
     perf.quality_ci_high = s.high
     perf.quality_rule = QUALITY_RULE
     perf.baseline_model = baseline
+    perf.evaluation_date = dt.datetime.now(dt.UTC)
     if base is not None and base.quality_score is not None and s.score is not None:
         perf.quality_delta = round(float(s.score) - float(base.quality_score), 2)
     elif baseline == bq.model_name:
@@ -348,6 +350,42 @@ def _store(session: Session, bq: BatchQuality, baseline: str | None, base: Model
 
 def _r(x: float | None, nd: int) -> float | None:
     return None if x is None else round(float(x), nd)
+
+
+def stale_sources(*, session: Session) -> list[int]:
+    """Sources whose stored quality predates a human judgement on them: a verdict on one of their
+    fragments, or feedback on one of their fragments or batches, newer than the oldest
+    `model_performance.evaluation_date` of the source."""
+    evaluated = (
+        select(ModelPerformance.source_id, func.min(ModelPerformance.evaluation_date).label("at"))
+        .group_by(ModelPerformance.source_id)
+        .subquery()
+    )
+    verdicts = select(Fragment.source_id).join(evaluated, evaluated.c.source_id == Fragment.source_id).where(
+        or_(Fragment.verified_at > evaluated.c.at, Fragment.rejected_at > evaluated.c.at)
+    )
+    on_fragments = (
+        select(Fragment.source_id)
+        .join(UserFeedback, UserFeedback.fragment_id == Fragment.id)
+        .join(evaluated, evaluated.c.source_id == Fragment.source_id)
+        .where(UserFeedback.created_at > evaluated.c.at)
+    )
+    on_batches = (
+        select(SourceProcessing.source_id)
+        .join(UserFeedback, UserFeedback.batch_id == SourceProcessing.batch_id)
+        .join(evaluated, evaluated.c.source_id == SourceProcessing.source_id)
+        .where(UserFeedback.created_at > evaluated.c.at)
+    )
+    return sorted(set(session.scalars(verdicts.union(on_fragments, on_batches))))
+
+
+def refresh_stale_quality(*, session: Session, embed: Embed | None = None) -> list[int]:
+    """Re-score the sources `stale_sources` lists (workers call it every few minutes, so reviews
+    reach `model_performance` without a new batch). Returns their ids."""
+    ids = stale_sources(session=session)
+    for sid in ids:
+        recompute_source(session=session, source_id=sid, embed=embed)
+    return ids
 
 
 def recompute_source(*, session: Session, source_id: int, embed: Embed | None = None) -> list[BatchQuality]:

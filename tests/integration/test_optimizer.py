@@ -206,3 +206,27 @@ def test_cross_batch_agreement_matches_fragments_of_two_models(fake_llm, embedde
         assert row.matching_fragments == row.exact_matches == n
         assert row.avg_relevance_difference == 6.0
         assert largest_disagreements(session=s, limit=1)[0].relevance_diff == 6
+
+
+def test_a_review_after_scoring_marks_the_source_stale_until_it_is_rescored(fake_llm, embedder_or_skip, darwin_text):
+    import datetime as dt
+
+    from mmos_core.services.quality import refresh_stale_quality, stale_sources
+
+    sid = _source(darwin_text, 600)
+    fake_llm["respond"] = lambda req: (200, chat_completion(quote_answer(_sentences(_passage(req), 2))))
+    with session_scope() as s:
+        jobs = queue_extraction(session=s, source_id=sid, model_names=[SMALL])
+    enqueue(jobs)
+    _drain()
+    with session_scope() as s:
+        assert stale_sources(session=s) == []
+        before = s.scalar(select(ModelPerformance.human_judgements))
+        fragment = s.scalar(select(Fragment).order_by(Fragment.id))
+        fragment.rejected, fragment.rejected_at = True, dt.datetime.now(dt.UTC)
+    with session_scope() as s:
+        assert stale_sources(session=s) == [sid]
+        assert refresh_stale_quality(session=s) == [sid]
+    with session_scope() as s:
+        assert stale_sources(session=s) == []
+        assert s.scalar(select(ModelPerformance.human_judgements)) == before + 1
