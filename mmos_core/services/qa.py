@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased
 from mmos_core.models import Fragment, FragmentRelationship, ProcessingBatch, Source
 from mmos_core.quality import AGREEMENT_THRESHOLD
 from mmos_core.services.comparison import match_pairs
-from mmos_core.services.quality import completed_batches_on
+from mmos_core.services.quality import FragmentFacts, completed_batches_on, fragment_facts
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,10 @@ class PairAgreement:
     avg_confidence_difference: float | None
 
 
-def _batch_fragments(session: Session, batch_id: int, source_id: int) -> tuple[list[Fragment], np.ndarray]:
-    frags = [f for f in session.scalars(select(Fragment).where(Fragment.batch_id == batch_id, Fragment.source_id == source_id)
-                                        .order_by(Fragment.id)) if f.embedding is not None]
-    vecs = np.vstack([np.asarray(f.embedding, np.float32) for f in frags]) if frags else np.zeros((0, 384), np.float32)
+def _batch_fragments(session: Session, batch_id: int, source_id: int) -> tuple[list[FragmentFacts], np.ndarray]:
+    frags = fragment_facts(session, Fragment.batch_id == batch_id, Fragment.source_id == source_id,
+                           Fragment.embedding.is_not(None))
+    vecs = np.vstack([f.embedding for f in frags]) if frags else np.zeros((0, 384), np.float32)
     return frags, vecs
 
 

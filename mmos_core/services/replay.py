@@ -33,8 +33,10 @@ from mmos_core.models import ExtractionCall, Fragment, ProcessingBatch
 from mmos_core.quality import AGREEMENT_THRESHOLD, QualityCounts, QualityScore, human_weight, score
 from mmos_core.services.comparison import match_pairs
 from mmos_core.services.quality import (
+    FragmentFacts,
     _grounding_confidences,
     completed_batches_on,
+    fragment_facts,
     is_grounded,
     model_cost_rank,
 )
@@ -93,9 +95,9 @@ def _answers(session: Session, batch: ProcessingBatch, source_id: int,
         .order_by(ExtractionCall.id)
     ):
         calls[call.chunk_id] = call  # the answer the batch published (latest per chunk)
-    frags = list(session.scalars(select(Fragment).where(Fragment.batch_id == batch.id, Fragment.source_id == source_id)))
+    frags = fragment_facts(session, Fragment.batch_id == batch.id, Fragment.source_id == source_id)
     support = _grounding_confidences(session, [f.id for f in frags if f.fragment_type != "direct_quote"])
-    by_chunk: dict[int, list[Fragment]] = defaultdict(list)
+    by_chunk: dict[int | None, list[FragmentFacts]] = defaultdict(list)
     for f in frags:
         by_chunk[f.chunk_id].append(f)
     out = {}
@@ -105,7 +107,7 @@ def _answers(session: Session, batch: ProcessingBatch, source_id: int,
             cost = float(call.cost_usd or 0)
         else:
             cost = (call.input_tokens * prices[0] + call.output_tokens * prices[1]) / 1e6
-        vecs = [np.asarray(f.embedding, np.float32) for f in fs if f.embedding is not None]
+        vecs = [f.embedding for f in fs if f.embedding is not None]
         out[chunk_id] = ChunkAnswer(
             grounded=[is_grounded(f, support.get(f.id)) for f in fs],
             human=[human_weight(verified=bool(f.verified)) for f in fs if f.verified or f.rejected],
@@ -119,10 +121,9 @@ def _answers(session: Session, batch: ProcessingBatch, source_id: int,
 
 
 def _verified(session: Session, source_id: int) -> np.ndarray:
-    vecs = [np.asarray(v, np.float32) for v in session.scalars(
-        select(Fragment.embedding).where(Fragment.source_id == source_id, Fragment.verified.is_(True),
-                                         Fragment.rejected.is_(False), Fragment.embedding.is_not(None)))]
-    return np.vstack(vecs) if vecs else np.zeros((0, 384), np.float32)
+    facts = fragment_facts(session, Fragment.source_id == source_id, Fragment.verified.is_(True),
+                           Fragment.rejected.is_(False), Fragment.embedding.is_not(None))
+    return np.vstack([f.embedding for f in facts]) if facts else np.zeros((0, 384), np.float32)
 
 
 def _score(kept: list[tuple[int, ChunkAnswer]], references: dict[int, np.ndarray]) -> QualityScore:
