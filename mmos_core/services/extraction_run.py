@@ -156,6 +156,22 @@ def record_call(*, session: Session, plan: BatchPlan, chunk_id: int, result: Cal
     return cost
 
 
+def latest_answers(*, session: Session, batch_id: int) -> dict[int, ExtractionCall]:
+    """The answer each chunk of the batch has now — its latest `ok` or `malformed` call — by chunk id.
+    This is what `finalize_batch` publishes; provider errors are not answers."""
+    latest: dict[int, ExtractionCall] = {}
+    for call in session.scalars(
+        select(ExtractionCall)
+        .where(
+            ExtractionCall.batch_id == batch_id,
+            ExtractionCall.status.in_([CallStatus.ok.value, CallStatus.malformed.value]),
+        )
+        .order_by(ExtractionCall.id)
+    ):
+        latest[call.chunk_id] = call
+    return latest
+
+
 def check_batch_fragment_cost(*, session: Session, batch_id: int) -> None:
     """Stop the batch when its cost per staged fragment is above the per-fragment limit.
 
@@ -167,16 +183,7 @@ def check_batch_fragment_cost(*, session: Session, batch_id: int) -> None:
     from mmos_core.services.budget_guard import check_fragment_cost
 
     batch = session.get(ProcessingBatch, batch_id)
-    latest: dict[int, ExtractionCall] = {}
-    for call in session.scalars(
-        select(ExtractionCall)
-        .where(
-            ExtractionCall.batch_id == batch_id,
-            ExtractionCall.status.in_([CallStatus.ok.value, CallStatus.malformed.value]),
-        )
-        .order_by(ExtractionCall.id)
-    ):
-        latest[call.chunk_id] = call
+    latest = latest_answers(session=session, batch_id=batch_id)
     fragments = sum(len((c.parsed or {}).get("fragments") or []) for c in latest.values())
     check_fragment_cost(
         session=session,
@@ -261,21 +268,11 @@ def finalize_batch(*, session: Session, batch_id: int, embed: Embed) -> Finalize
     assert link is not None
     source = session.get(Source, link.source_id)
     assert source is not None
-    calls = session.scalars(
-        select(ExtractionCall)
-        .where(
-            ExtractionCall.batch_id == batch_id,
-            ExtractionCall.status.in_([CallStatus.ok.value, CallStatus.malformed.value]),
-        )
-        .order_by(ExtractionCall.id)
-    ).all()
+    latest = latest_answers(session=session, batch_id=batch_id)
     chunk_query = select(SourceChunk).where(SourceChunk.source_id == source.id)
     if batch.chunk_scope:
         chunk_query = chunk_query.where(SourceChunk.id.in_(batch.chunk_scope))
     chunks = {c.id: c for c in session.scalars(chunk_query)}
-    latest: dict[int, ExtractionCall] = {}
-    for call in calls:
-        latest[call.chunk_id] = call
     missing = set(chunks) - set(latest)
     if missing:
         raise BatchNotRunnable(f"Batch {batch.batch_code}: {len(missing)} chunks have no answer yet.")

@@ -29,9 +29,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mmos_core.models import ExtractionCall, Fragment, ProcessingBatch
+from mmos_core.models import Fragment, ProcessingBatch
 from mmos_core.quality import AGREEMENT_THRESHOLD, QualityCounts, QualityScore, human_weight, score
 from mmos_core.services.comparison import match_pairs
+from mmos_core.services.extraction_run import latest_answers
 from mmos_core.services.quality import (
     FragmentFacts,
     _grounding_confidences,
@@ -89,12 +90,7 @@ class Replay:
 
 def _answers(session: Session, batch: ProcessingBatch, source_id: int,
              prices: tuple[float, float] | None) -> dict[int, ChunkAnswer]:
-    calls: dict[int, ExtractionCall] = {}
-    for call in session.scalars(
-        select(ExtractionCall).where(ExtractionCall.batch_id == batch.id, ExtractionCall.status.in_(("ok", "malformed")))
-        .order_by(ExtractionCall.id)
-    ):
-        calls[call.chunk_id] = call  # the answer the batch published (latest per chunk)
+    calls = latest_answers(session=session, batch_id=batch.id)  # what the batch published
     frags = fragment_facts(session, Fragment.batch_id == batch.id, Fragment.source_id == source_id)
     support = _grounding_confidences(session, [f.id for f in frags if f.fragment_type != "direct_quote"])
     by_chunk: dict[int | None, list[FragmentFacts]] = defaultdict(list)
