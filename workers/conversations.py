@@ -144,22 +144,13 @@ def _chat(model_name: str, messages: list[dict[str, str]]) -> tuple[str, int, in
     Transient provider errors are retried with backoff (`llm_max_retries` attempts).
     Raises: mmos_core.llm.extraction.ProviderError after the retries, or when the answer is empty.
     """
-    from mmos_core.llm.extraction import ProviderError, complete_with_retries
+    from mmos_core.llm.extraction import ProviderError, complete_with_retries, completion_kwargs
 
     settings = get_settings()
-    spec = get_model(model_name)
-    kwargs: dict[str, Any] = {
-        "model": spec.litellm_model,
-        "messages": messages,
-        "temperature": settings.conversation_debate_temperature,
-        "max_tokens": settings.conversation_debate_max_tokens,
-        "timeout": settings.llm_timeout_s,
-        "num_retries": 0,
-    }
-    if spec.api_base:
-        kwargs["api_base"] = spec.api_base
-    if spec.api_key:
-        kwargs["api_key"] = spec.api_key
+    kwargs = completion_kwargs(
+        get_model(model_name), messages, temperature=settings.conversation_debate_temperature,
+        max_tokens=settings.conversation_debate_max_tokens, settings=settings,
+    )
     response, attempts, duration_ms = complete_with_retries(kwargs, label=model_name, settings=settings)
     text_ = (response.choices[0].message.content or "").strip()
     if not text_:

@@ -197,6 +197,29 @@ def parse_answer(raw: str | None) -> tuple[CallStatus, list[ExtractedFragment], 
     return CallStatus.ok, valid, invalid, None
 
 
+def completion_kwargs(
+    spec: ModelSpec, messages: list[dict[str, str]], *, temperature: float, max_tokens: int,
+    settings: Settings | None = None, **extra: Any,
+) -> dict[str, Any]:
+    """Arguments of `litellm.completion` for `spec`: its litellm name, `api_base` / placeholder key for the
+    local server, `settings.llm_timeout_s`, and no litellm-side retries (`complete_with_retries` retries)."""
+    settings = settings or get_settings()
+    kwargs: dict[str, Any] = {
+        "model": spec.litellm_model,
+        "messages": messages,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "timeout": settings.llm_timeout_s,
+        "num_retries": 0,
+        **extra,
+    }
+    if spec.api_base:
+        kwargs["api_base"] = spec.api_base
+    if spec.api_key:
+        kwargs["api_key"] = spec.api_key
+    return kwargs
+
+
 def complete_with_retries(kwargs: dict[str, Any], *, label: str, settings: Settings | None = None) -> tuple[Any, int, int]:
     """One `litellm.completion(**kwargs)` with tenacity backoff on transient errors (timeouts, connection
     errors, 429, 5xx) for up to `settings.llm_max_retries` attempts.
@@ -247,20 +270,10 @@ def extract_chunk(
     """
     settings = settings or get_settings()
     messages = build_messages(chunk_text=chunk_text, title=title, person=person, source_type=source_type)
-    kwargs: dict[str, Any] = {
-        "model": spec.litellm_model,
-        "messages": messages,
-        "temperature": settings.extraction_temperature,
-        "max_tokens": settings.llm_max_output_tokens,
-        "response_format": response_format(spec),
-        "timeout": settings.llm_timeout_s,
-        "num_retries": 0,
-    }
-    if spec.api_base:
-        kwargs["api_base"] = spec.api_base
-    if spec.api_key:
-        kwargs["api_key"] = spec.api_key
-
+    kwargs = completion_kwargs(
+        spec, messages, temperature=settings.extraction_temperature, max_tokens=settings.llm_max_output_tokens,
+        settings=settings, response_format=response_format(spec),
+    )
     response, attempts, duration_ms = complete_with_retries(kwargs, label=spec.name, settings=settings)
 
     choice = response.choices[0]
