@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,7 @@ from mmos_core.model_catalog.models import (
     AiUserPreference,
 )
 from mmos_core.model_catalog.posterior import FeedbackTally, posterior, user_preference_score
+from mmos_core.model_catalog.recommend import feedback_tally, feedback_tally_columns
 from mmos_core.models import UserFeedback
 
 ALL_TIME_START = dt.date(1970, 1, 1)
@@ -120,27 +121,19 @@ def _daily_cells(session: Session) -> dict[tuple[str, str, dt.date], _Cell]:
         c.latency_sum, c.latency_n = int(lat_sum), int(lat_n)
 
     fday = _utc_day(UserFeedback.created_at)
-    stars = UserFeedback.quality_rating
-    is_rating = (UserFeedback.feedback_type == "rating") & stars.is_not(None)
     fb = session.execute(
         select(
             UserFeedback.model_name,
             UserFeedback.category_key,
             fday,
             func.count(),
-            func.count().filter(UserFeedback.feedback_type == "like"),
-            func.count().filter(UserFeedback.feedback_type == "dislike"),
-            func.count().filter(UserFeedback.feedback_type == "regenerate"),
-            func.count().filter(UserFeedback.feedback_type == "skip"),
-            func.count().filter(is_rating),
-            func.coalesce(func.sum(case((is_rating, (stars - 1) / 4.0), else_=0.0)), 0.0),
-            func.coalesce(func.sum(case((is_rating, stars), else_=0)), 0),
+            *feedback_tally_columns(),
         ).group_by(UserFeedback.model_name, UserFeedback.category_key, fday)
     )
-    for name, cat, d, n, li, di, re, sk, rn, rs, ssum in fb:
+    for name, cat, d, n, *values in fb:
         c = cells[(name, cat, d)]
         c.feedback_rows = int(n)
-        c.fb = FeedbackTally(int(li), int(di), int(re), int(sk), int(rn), float(rs), int(ssum))
+        c.fb = feedback_tally(values)
     return cells
 
 
@@ -270,21 +263,13 @@ def refresh_aggregates(*, session: Session, today: dt.date | None = None) -> Agg
 def _refresh_preferences(
     session: Session, models: dict[str, int], categories: set[str], overall_mean: dict[tuple[int, str], float]
 ) -> int:
-    stars = UserFeedback.quality_rating
-    is_rating = (UserFeedback.feedback_type == "rating") & stars.is_not(None)
     q = (
         select(
             UserFeedback.user_id,
             UserFeedback.model_name,
             UserFeedback.category_key,
             func.count(),
-            func.count().filter(UserFeedback.feedback_type == "like"),
-            func.count().filter(UserFeedback.feedback_type == "dislike"),
-            func.count().filter(UserFeedback.feedback_type == "regenerate"),
-            func.count().filter(UserFeedback.feedback_type == "skip"),
-            func.count().filter(is_rating),
-            func.coalesce(func.sum(case((is_rating, (stars - 1) / 4.0), else_=0.0)), 0.0),
-            func.coalesce(func.sum(case((is_rating, stars), else_=0)), 0),
+            *feedback_tally_columns(),
             func.min(UserFeedback.created_at),
             func.max(UserFeedback.created_at),
         )
@@ -292,10 +277,10 @@ def _refresh_preferences(
         .group_by(UserFeedback.user_id, UserFeedback.model_name, UserFeedback.category_key)
     )
     rows = []
-    for user_id, name, cat, n, li, di, re, sk, rn, rs, ssum, first, last in session.execute(q):
+    for user_id, name, cat, n, *values, first, last in session.execute(q):
         if name not in models or cat not in categories:
             continue
-        t = FeedbackTally(int(li), int(di), int(re), int(sk), int(rn), float(rs), int(ssum))
+        t = feedback_tally(values)
         mid = models[name]
         score = user_preference_score(t, overall_mean.get((mid, cat), 0.5))
         rows.append(

@@ -26,6 +26,28 @@ class CatalogError(LookupError):
     """Unknown task category or model; the message is safe to show."""
 
 
+
+def feedback_tally_columns() -> tuple:
+    """The seven `ai_user_feedback` aggregates a `FeedbackTally` is built from, in its field order: likes,
+    dislikes, regenerates, skips, star ratings, Σ (stars − 1)/4, Σ stars (see `posterior` for the rule)."""
+    stars = UserFeedback.quality_rating
+    is_rating = (UserFeedback.feedback_type == "rating") & stars.is_not(None)
+    return (
+        func.count().filter(UserFeedback.feedback_type == "like"),
+        func.count().filter(UserFeedback.feedback_type == "dislike"),
+        func.count().filter(UserFeedback.feedback_type == "regenerate"),
+        func.count().filter(UserFeedback.feedback_type == "skip"),
+        func.count().filter(is_rating),
+        func.coalesce(func.sum(case((is_rating, (stars - 1) / 4.0), else_=0.0)), 0.0),
+        func.coalesce(func.sum(case((is_rating, stars), else_=0)), 0),
+    )
+
+
+def feedback_tally(values) -> FeedbackTally:
+    """A `FeedbackTally` from the seven values of `feedback_tally_columns`."""
+    likes, dislikes, regenerates, skips, ratings, success, stars_sum = values
+    return FeedbackTally(int(likes), int(dislikes), int(regenerates), int(skips), int(ratings), float(success), int(stars_sum))
+
 @dataclass(frozen=True)
 class Recommendation:
     """One model's standing on one task category.
@@ -75,24 +97,10 @@ def feedback_tallies(
     *, session: Session, task_category: str, user_id: int | None = None
 ) -> dict[str, FeedbackTally]:
     """Per model name, the tally of its feedback on the category (only `user_id`'s when given)."""
-    stars = UserFeedback.quality_rating
-    is_rating = (UserFeedback.feedback_type == "rating") & stars.is_not(None)
-    q = select(
-        UserFeedback.model_name,
-        func.count().filter(UserFeedback.feedback_type == "like"),
-        func.count().filter(UserFeedback.feedback_type == "dislike"),
-        func.count().filter(UserFeedback.feedback_type == "regenerate"),
-        func.count().filter(UserFeedback.feedback_type == "skip"),
-        func.count().filter(is_rating),
-        func.coalesce(func.sum(case((is_rating, (stars - 1) / 4.0), else_=0.0)), 0.0),
-        func.coalesce(func.sum(case((is_rating, stars), else_=0)), 0),
-    ).where(UserFeedback.category_key == task_category).group_by(UserFeedback.model_name)
+    q = select(UserFeedback.model_name, *feedback_tally_columns()).where(UserFeedback.category_key == task_category).group_by(UserFeedback.model_name)
     if user_id is not None:
         q = q.where(UserFeedback.user_id == user_id)
-    return {
-        name: FeedbackTally(int(l), int(d), int(r), int(s), int(n), float(succ), int(ssum))
-        for name, l, d, r, s, n, succ, ssum in session.execute(q)
-    }
+    return {name: feedback_tally(values) for name, *values in session.execute(q)}
 
 
 def _recommendation(model: AiModel, mapping: AiModelTaskMapping | None, t: FeedbackTally) -> Recommendation:
