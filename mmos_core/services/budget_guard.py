@@ -32,10 +32,10 @@ from mmos_core.config import get_settings
 from mmos_core.llm.catalog import ModelSpec, litellm
 from mmos_core.llm.cost import PriceSnapshot, cost_usd
 from mmos_core.models import Budget, BudgetReservation, ExtractionCall
+from mmos_core.services.dashboard import DAILY_BUDGET
 
 #: Safety factor on litellm's prompt-token count when reserving (providers' tokenizers differ).
 INPUT_TOKEN_MARGIN = 1.25
-DAILY_BUDGET = "daily"
 
 
 class BudgetExceeded(RuntimeError):

@@ -10,11 +10,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mmos_core.models import Fragment, ModelPerformance, ProcessingBatch, SourceProcessing
+from mmos_core.quality import AGREEMENT_THRESHOLD
 
 #: Two fragments are "the same finding" when the cosine similarity of their all-MiniLM-L6-v2
 #: embeddings is at least this. 0.70 was chosen by reading Darwin pairs: above it pairs share
 #: the quote or its point, below it they are about different things.
-DEFAULT_MATCH_THRESHOLD = 0.70
+DEFAULT_MATCH_THRESHOLD = AGREEMENT_THRESHOLD  # one matching rule for the page and for measured agreement
 
 
 @dataclass(frozen=True)

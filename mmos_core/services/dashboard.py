@@ -131,8 +131,10 @@ def spend_by(rows: list[SpendRow], key: Literal["day", "model_name", "source_typ
 
 
 def spend_on_day(*, session: Session, day: dt.date) -> Decimal:
-    """USD spent on LLM calls during one UTC day."""
-    return sum((r.cost_usd for r in spend_rows(session=session, start=day, end=day)), Decimal(0))
+    """USD spent on LLM calls during one UTC day: the same figure the budget guard holds against the cap."""
+    from mmos_core.services.budget_guard import spent_today
+
+    return spent_today(session=session, day=day)
 
 
 # --- quality against cost ------------------------------------------------------------------------

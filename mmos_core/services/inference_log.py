@@ -84,13 +84,14 @@ from mmos_core.models import (
     SourceChunk,
     TrainingSample,
 )
+# confidence below GROUNDING_THRESHOLD = hallucination (why 0.5: module docstring); one rule shared
+# with measured quality's grounding, so the audit and the quality score say the same of a fragment
+from mmos_core.quality import GROUNDING_THRESHOLD
 
 log = logging.getLogger(__name__)
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
-#: confidence below this = hallucination (ungrounded); see the module docstring for why 0.5.
-GROUNDING_THRESHOLD = 0.5
 #: seed 003: "confidence_boost REAL NOT NULL -- Typically 0.15 (15%)"; recorded only.
 SEED_CONFIDENCE_BOOST = 0.15
 SEED_INTERVENTION_TYPE = "magnification"
