@@ -334,24 +334,6 @@ def batch_quality(*, session: Session, batch_id: int, embed: Embed | None = None
     )
 
 
-def record_batch_quality(*, session: Session, batch_id: int, embed: Embed | None = None) -> BatchQuality:
-    """Store the batch's measured quality in its `model_performance` row, with `quality_delta` and
-    `cost_delta` against the baseline model's batch on the same source (see ModelPerformance).
-
-    The baseline's own row is (re)scored first, so deltas compare like with like. Returns the quality.
-    """
-    bq = batch_quality(session=session, batch_id=batch_id, embed=embed)
-    baseline = baseline_model_for(session, bq.source_id)
-    base_perf = None
-    if baseline is not None:
-        base_batches = [b for b in completed_batches_on(session, bq.source_id) if b.model_name == baseline]
-        if base_batches and base_batches[-1].id != batch_id:
-            base_q = batch_quality(session=session, batch_id=base_batches[-1].id, embed=embed)
-            base_perf = _store(session, base_q, baseline, None)
-    _store(session, bq, baseline, base_perf)
-    return bq
-
-
 def _store(session: Session, bq: BatchQuality, baseline: str | None, base: ModelPerformance | None) -> ModelPerformance | None:
     perf = session.scalar(
         select(ModelPerformance).where(ModelPerformance.batch_id == bq.batch_id).order_by(ModelPerformance.id.desc())
@@ -429,8 +411,25 @@ def refresh_stale_quality(*, session: Session, embed: Embed | None = None) -> li
 
 
 def recompute_source(*, session: Session, source_id: int, embed: Embed | None = None) -> list[BatchQuality]:
-    """Re-score every completed batch on a source (after reviews changed, or a new baseline batch)."""
-    return [record_batch_quality(session=session, batch_id=b.id, embed=embed) for b in completed_batches_on(session, source_id)]
+    """Re-score every completed batch on a source (after reviews changed, or a new baseline batch).
+
+    Stores each batch's measured quality in its `model_performance` row with `quality_delta` and
+    `cost_delta` against the baseline model's latest batch, which is scored once, first."""
+    batches = completed_batches_on(session, source_id)
+    baseline = baseline_model_for(session, source_id)
+    base_batch = next((b for b in reversed(batches) if b.model_name == baseline), None)
+    out, base_perf = [], None
+    if base_batch is not None:
+        base_q = batch_quality(session=session, batch_id=base_batch.id, embed=embed)
+        base_perf = _store(session, base_q, baseline, None)
+    for b in batches:
+        if base_batch is not None and b.id == base_batch.id:
+            out.append(base_q)
+            continue
+        bq = batch_quality(session=session, batch_id=b.id, embed=embed)
+        _store(session, bq, baseline, base_perf)
+        out.append(bq)
+    return out
 
 
 @dataclass(frozen=True)
