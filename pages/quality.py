@@ -41,6 +41,7 @@ source_id = cat_col.selectbox("Source", list(source_labels), format_func=source_
                               disabled=scope != "One source")
 category = st.selectbox("Fragment category", ["(all)", *CATEGORIES], key="q_category")
 kwargs = {"category": None if category == "(all)" else category}
+scope_type = {"Source type": source_type, "One source": next(s.source_type for s in sources if s.source_id == source_id)}.get(scope)
 if scope == "Source type":
     kwargs["source_type"] = source_type
 elif scope == "One source":
@@ -93,8 +94,7 @@ with tab_quality:
             st.plotly_chart(fig, width="stretch")
 
 with tab_spot:
-    default_threshold = opt.quality_threshold_for(kwargs.get("source_type") or (
-        next((s.source_type for s in sources if s.source_id == source_id), None) if scope == "One source" else None))
+    default_threshold = opt.quality_threshold_for(scope_type)
     c1, c2, c3 = st.columns(3)
     threshold = c1.number_input("Quality threshold (0-10)", 0.0, 10.0, float(default_threshold), 0.5, key="q_threshold")
     budget = c2.number_input("Budget per fragment (USD, 0 = none)", 0.0, 10.0, 0.0, 0.001, format="%.4f", key="q_budget")
