@@ -1,12 +1,12 @@
 """MMOS workbench: Streamlit entry point (`streamlit run app.py`, or `mmos up`).
 
 Signed out, only the sign-in page exists; signed in, the navigation lists the pages the user's
-role may open (see `mmos_core.auth.ROLE_PERMISSIONS`).
+role may open (see `mmos_core.services.auth.ROLE_PERMISSIONS`).
 """
 
 import streamlit as st
 
-from mmos_core.auth import Permission, reload_user
+from mmos_core.services.auth import Permission, reload_user
 from mmos_core.ui import current_user, set_current_user, sign_out, transaction
 
 st.set_page_config(page_title="MMOS workbench", page_icon=":material/travel_explore:", layout="wide")

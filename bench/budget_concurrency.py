@@ -90,15 +90,14 @@ def main() -> None:
 
     from sqlalchemy import func, select
 
-    from mmos_core import db, embedded
-    from mmos_core.auth import CurrentUser, Role
-    from mmos_core.intake import parse_pasted
-    from mmos_core.migrate import upgrade
+    from mmos_core.core import db, embedded
+    from mmos_core.core.migrate import upgrade
     from mmos_core.models import BudgetReservation, ExtractionCall, ProcessingBatch
-    from mmos_core.queue import enqueue
-    from mmos_core.services.batches import queue_extraction
+    from mmos_core.services.auth import CurrentUser, Role
+    from mmos_core.services.batches import enqueue_batches, queue_extraction
     from mmos_core.services.dashboard import set_budget
     from mmos_core.services.sources import create_source
+    from mmos_core.text.intake import parse_pasted
 
     embedded.database_url()
     embedded.redis_url()
@@ -115,7 +114,7 @@ def main() -> None:
             src = create_source(session=s, parsed=parse_pasted(part, max_bytes=5_000_000), title=f"Franklin part {i + 1}",
                                 person="Benjamin Franklin", source_type="book", quality="primary", extraction_priority="HIGH")
             jobs = queue_extraction(session=s, source_id=src.id, model_names=["gpt-4o-mini"])
-        enqueue(jobs)
+        enqueue_batches(jobs)
         batch_ids.append(jobs[0].batch_id)
 
     started = time.perf_counter()

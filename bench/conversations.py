@@ -115,16 +115,16 @@ def main() -> int:
     from mmos_core.embeddings.embedder import EmbedderUnavailable
 
     if not args.no_migrate:
-        from mmos_core.migrate import upgrade
+        from mmos_core.core.migrate import upgrade
 
         upgrade("head")
     from sqlalchemy import select, text
 
-    from mmos_core.config import get_settings
-    from mmos_core.conversations.importers import ParsedConversation, ParsedMessage
-    from mmos_core.conversations.models import ConversationQuality, Message
-    from mmos_core.db import session_scope
+    from mmos_core.core.config import get_settings
+    from mmos_core.core.db import session_scope
+    from mmos_core.models.conversations import ConversationQuality, Message
     from mmos_core.services import conversations as svc
+    from mmos_core.text.conversation_import import ParsedConversation, ParsedMessage
     from workers.conversations import analyze_conversation
 
     try:

@@ -138,7 +138,7 @@ def load_sentences(texts_dir: Path, n: int, seed: int = 0) -> list[str]:
 
 
 def _cache_dir() -> Path:
-    from mmos_core.config import get_settings
+    from mmos_core.core.config import get_settings
 
     return Path(get_settings().cache_dir).expanduser()
 

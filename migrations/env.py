@@ -7,10 +7,8 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from mmos_core.embedded import database_url
-import mmos_core.conversations.models  # noqa: F401  (seed 004 tables)
-import mmos_core.model_catalog.models  # noqa: F401  (seed 002 tables)
-from mmos_core.models import Base
+from mmos_core.core.embedded import database_url
+from mmos_core.models import Base  # the package imports every domain module: all tables are registered
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

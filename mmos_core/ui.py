@@ -8,8 +8,11 @@ from contextlib import contextmanager
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
-from mmos_core.auth import CurrentUser, Permission
+from mmos_core.jobs.enqueue import failed_enqueues
 from mmos_core.llm.server import server_url
+from mmos_core.services.auth import CurrentUser, Permission
+
+__all__ = ["failed_enqueues"]  # pages read after a transaction why a job could not be queued
 
 _USER_KEY = "current_user"
 
@@ -17,7 +20,7 @@ _USER_KEY = "current_user"
 @st.cache_resource(show_spinner="Connecting to the database…")
 def session_factory() -> sessionmaker[Session]:
     """The process's one sessionmaker (embedded services are started on first use)."""
-    from mmos_core.db import get_sessionmaker
+    from mmos_core.core.db import get_sessionmaker
 
     return get_sessionmaker()
 
@@ -50,7 +53,7 @@ def runtime_status() -> dict[str, object]:
     """Workers alive and LLM server health, for the sidebar (refreshed every 5 s)."""
     from rq import Worker
 
-    from mmos_core.queue import get_redis
+    from mmos_core.core.redis import get_redis
 
     status: dict[str, object] = {"workers": len(Worker.all(connection=get_redis()))}
     try:

@@ -4,13 +4,13 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from mmos_core.auth import Permission
 from mmos_core.llm.catalog import UnknownModelError
-from mmos_core.queue import enqueue
 from mmos_core.services import feedback as fb
+from mmos_core.services.auth import Permission
+from mmos_core.services.batches import enqueue_batches
 from mmos_core.services.comparison import DEFAULT_MATCH_THRESHOLD, align_batches, batch_stats, completed_batches
 from mmos_core.services.sources import list_sources
-from mmos_core.ui import browser_session_id, model_names, require, sidebar_status, transaction
+from mmos_core.ui import browser_session_id, failed_enqueues, model_names, require, sidebar_status, transaction
 
 user = require(Permission.view_comparison)
 sidebar_status()
@@ -101,13 +101,14 @@ def _batch_feedback(kind: str, batch_id: int) -> None:
                     session=session, user=user, batch_id=batch_id, reason=reason, session_id=browser_session_id(),
                     model_name=st.session_state.get(f"batch_regen_model_{batch_id}"),
                 )
+                enqueue_batches([job], session=session)
             else:
                 fb.record_feedback(
                     session=session, user=user, feedback_type=kind, batch_id=batch_id, quality_rating=rating,
                     reason=reason, session_id=browser_session_id(),
                 )
-        if kind == "regenerate":
-            enqueue([job])
+        for failure in failed_enqueues(session):
+            st.toast(f"Saved, but not queued yet ({failure}); the worker's reconcile picks it up.")
         st.toast(f"Feedback recorded: {kind}{f' ({rating}★)' if rating else ''}.")
     except (fb.FeedbackError, UnknownModelError, ValueError) as exc:
         st.toast(f"Not recorded: {exc}")

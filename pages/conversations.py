@@ -4,16 +4,16 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from mmos_core.auth import Permission
-from mmos_core.config import get_settings
-from mmos_core.conversations.importers import (
+from mmos_core.core.config import get_settings
+from mmos_core.embeddings.embedder import EmbedderUnavailable
+from mmos_core.services import conversations as svc
+from mmos_core.services.auth import Permission
+from mmos_core.text.conversation_import import (
     ConversationImportError,
     parse_conversation_file,
     parse_pasted_conversation,
 )
-from mmos_core.embeddings.embedder import EmbedderUnavailable
-from mmos_core.services import conversations as svc
-from mmos_core.ui import local_model_names, require, sidebar_status, transaction
+from mmos_core.ui import failed_enqueues, local_model_names, require, sidebar_status, transaction
 
 user = require(Permission.view_coverage)
 sidebar_status()
@@ -40,12 +40,9 @@ def _label(s: svc.ConversationSummary) -> str:
     return f"#{s.id} · {s.title[:80]} · health {health} · {s.status}"
 
 
-def _enqueue_analysis(ids: list[int]) -> None:
-    try:
-        for cid in ids:
-            svc.enqueue_analysis(cid)
-    except Exception as exc:  # Redis down: the import is committed, analysis can be re-queued
-        st.warning(f"Imported, but the analysis could not be queued ({exc}). Use “Re-analyse” once Redis is up.")
+def _warn_if_not_queued(session, what: str) -> None:
+    for failure in failed_enqueues(session):  # Redis down: the rows are committed, re-queue later
+        st.warning(f"{what}, but the analysis could not be queued ({failure}). Use “Re-analyse” once Redis is up.")
 
 
 # --- one conversation, live ---------------------------------------------------------------------
@@ -208,11 +205,11 @@ with view_tab:
         if cols[0].button("Re-analyse", key="conversation_reanalyse", help="Run every detector again on every message, in order (idempotent)."):
             with transaction() as session:
                 svc.set_status(session=session, conversation_id=selected, status="queued")
-            try:
-                svc.enqueue_analysis(selected, force=True)
+                svc.enqueue_analysis(selected, force=True, session=session)
+            if failed_enqueues(session):
+                st.error(f"Could not queue the analysis: {'; '.join(failed_enqueues(session))}")
+            else:
                 st.toast("Analysis queued.")
-            except Exception as exc:
-                st.error(f"Could not queue the analysis: {exc}")
             st.rerun()
         if live:
             cols[1].caption(f"Live: refreshing every {settings.conversation_refresh_s:g} s")
@@ -262,7 +259,9 @@ with import_tab:
         if parsed:
             with transaction() as session:
                 new_ids = svc.import_conversations(session=session, parsed=parsed, user_id=user.id)
-            _enqueue_analysis(new_ids)
+                for cid in new_ids:
+                    svc.enqueue_analysis(cid, session=session)
+            _warn_if_not_queued(session, "Imported")
             st.session_state[_SELECTED] = new_ids[0]
             st.success(f"Imported {len(new_ids)} conversation(s), {sum(len(p.messages) for p in parsed):,} messages; "
                        "analysis queued.")
@@ -294,15 +293,15 @@ with debate_tab:
             with transaction() as session:
                 conv = svc.create_debate(session=session, topic=topic, agents=agents, rounds=int(rounds), user_id=user.id)
                 new_id = conv.id
+                svc.enqueue_debate(new_id, session=session)
         except ValueError as exc:
             st.error(str(exc))
         else:
-            try:
-                svc.enqueue_debate(new_id)
+            if failed_enqueues(session):
+                st.error(f"The debate was saved but could not be queued: {'; '.join(failed_enqueues(session))}")
+            else:
                 st.session_state[_SELECTED] = new_id
                 st.success(f"Debate #{new_id} queued: open the Conversation tab to watch it live.")
-            except Exception as exc:
-                st.error(f"The debate was saved but could not be queued: {exc}")
 
 
 # --- search -----------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from mmos_core.auth import Permission
+from mmos_core.services.auth import Permission
 from mmos_core.services.coverage import (
     ADEQUATE,
     CRITICAL_GAP,

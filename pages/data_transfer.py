@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from mmos_core.auth import Permission
-from mmos_core.config import get_settings
+from mmos_core.core.config import get_settings
 from mmos_core.embeddings.embedder import EmbedderUnavailable
+from mmos_core.services.auth import Permission
 from mmos_core.services.comparison import completed_batches
 from mmos_core.services.sources import list_sources
 from mmos_core.services.transfer import (

@@ -3,10 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from mmos_core.auth import Permission
-from mmos_core.model_catalog import ai_logs, browse, recommend
-from mmos_core.model_catalog.aggregates import refresh_aggregates
-from mmos_core.model_catalog.sync import sync_catalog
+from mmos_core.services.auth import Permission
+from mmos_core.services.catalog import ai_logs, browse, recommend
+from mmos_core.services.catalog.aggregates import refresh_aggregates
+from mmos_core.services.catalog.sync import sync_catalog
 from mmos_core.ui import require, sidebar_status, transaction
 
 user = require(Permission.view_comparison)

@@ -4,9 +4,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from mmos_core.auth import Permission
-from mmos_core.lake import get_lake
 from mmos_core.services import monitoring as mon
+from mmos_core.services.auth import Permission
+from mmos_core.storage.lake import get_lake
 from mmos_core.ui import require, sidebar_status, transaction
 
 user = require(Permission.view_coverage)
@@ -73,7 +73,7 @@ else:
         "sacred_interventions) are recorded as the seed states and never change a measured value."
     )
 st.caption(
-    f"Zero-shot category accuracy against reviewers' corrections: "
+    "Zero-shot category accuracy against reviewers' corrections: "
     + (f"{accuracy['accuracy']:.0%} of {accuracy['n']}" if accuracy.get("n") else "no corrections yet")
 )
 

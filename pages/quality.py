@@ -5,12 +5,12 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from mmos_core.auth import Permission
-from mmos_core.domain import CATEGORIES
+from mmos_core.core.domain import CATEGORIES
 from mmos_core.llm.catalog import UnknownModelError
-from mmos_core.queue import enqueue
 from mmos_core.services import optimizer as opt
 from mmos_core.services import qa
+from mmos_core.services.auth import Permission
+from mmos_core.services.batches import enqueue_batches
 from mmos_core.services.quality import model_quality
 from mmos_core.services.replay import replay_cascades, replay_table
 from mmos_core.services.sources import list_sources
@@ -144,7 +144,7 @@ with tab_runs:
                             quality_threshold=run_threshold or None, budget_per_fragment=run_budget or None,
                             sample_chunks=int(sample), user_id=user.id,
                         )
-                    enqueue(jobs)
+                        enqueue_batches(jobs, session=session)
                     st.toast(f"Started {len(runs)} run(s), {len(jobs)} batch(es) queued.")
                 except (ValueError, LookupError, UnknownModelError) as exc:
                     st.error(str(exc))

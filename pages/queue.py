@@ -5,13 +5,15 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from mmos_core.auth import Permission
-from mmos_core.queue import cancel_job, enqueue, job_statuses, list_workers, move_job
+from mmos_core.jobs.rq_admin import cancel_job, job_statuses, list_workers
+from mmos_core.services.auth import Permission
+from mmos_core.services.batches import enqueue_batches
 from mmos_core.services.queue_admin import (
     STATUS_GROUPS,
     QueueActionError,
     cancel_queue_job,
     list_queue_jobs,
+    move_batch_job,
     reprioritise_job,
     retry_job,
 )
@@ -47,7 +49,7 @@ def _act(action: str) -> None:
         if action == "retry":
             with transaction() as session:
                 job = retry_job(session=session, queue_id=queue_id, by=user.username)
-            enqueue([job])
+                enqueue_batches([job], session=session)
             msg = f"Job #{queue_id} is waiting again on the '{job.rq_queue}' queue; it resumes after its last staged chunk."
         elif action == "cancel":
             with transaction() as session:
@@ -58,7 +60,7 @@ def _act(action: str) -> None:
             priority = int(st.session_state[f"queue_priority_{queue_id}"])
             with transaction() as session:
                 result = reprioritise_job(session=session, queue_id=queue_id, priority=priority, by=user.username)
-            moved = move_job(result.move) if result.move is not None else False
+            moved = move_batch_job(result.move) if result.move is not None else False
             msg = (
                 f"Job #{queue_id}: priority {result.priority}, effective {result.effective_priority:g}, "
                 f"queue '{result.rq_queue}'" + (" (moved)" if moved else "")

@@ -12,13 +12,13 @@ from typing import Any
 
 import streamlit as st
 
-from mmos_core.auth import CurrentUser, Permission, can_change_verdict
-from mmos_core.domain import CATEGORIES, FragmentType, RelationshipType
+from mmos_core.core.domain import CATEGORIES, FragmentType, RelationshipType
 from mmos_core.embeddings.embedder import EmbedderUnavailable
 from mmos_core.llm.catalog import UnknownModelError
-from mmos_core.queue import enqueue
 from mmos_core.services import feedback as fb
 from mmos_core.services import review as rv
+from mmos_core.services.auth import CurrentUser, Permission, can_change_verdict
+from mmos_core.services.batches import enqueue_batches
 from mmos_core.ui import browser_session_id, model_names, require, sidebar_status, transaction
 
 user = require(Permission.review_fragments)
@@ -118,7 +118,7 @@ def _regenerate(fragment_id: int, who: CurrentUser) -> None:
     if job is None:
         return
     try:
-        enqueue([job])
+        enqueue_batches([job])
     except Exception as exc:  # the batch is committed; the queue reconciler picks it up later
         st.session_state[_FLASH] = ("warning", f"Regeneration saved but not queued yet ({exc}).")
         return

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from mmos_core.auth import AuthError, Role, authenticate, create_user, has_users, user_from_oidc
-from mmos_core.config import get_settings
+from mmos_core.core.config import get_settings
+from mmos_core.services.auth import AuthError, Role, authenticate, create_user, has_users, user_from_oidc
 from mmos_core.ui import oidc_configured, set_current_user, transaction
 
 st.title("MMOS workbench")

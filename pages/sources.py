@@ -5,16 +5,15 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from mmos_core.config import get_settings
-from mmos_core.domain import ExtractionPriority, QualityTier, SourceType
-from mmos_core.estimate import estimate_for_source
-from mmos_core.intake import IntakeError, first_words, parse_pasted, parse_upload
+from mmos_core.core.config import get_settings
+from mmos_core.core.domain import ExtractionPriority, QualityTier, SourceType
 from mmos_core.llm.catalog import UnknownModelError
-from mmos_core.queue import enqueue
-from mmos_core.services.batches import batch_progress, queue_extraction
+from mmos_core.services.auth import Permission
+from mmos_core.services.batches import batch_progress, enqueue_batches, queue_extraction
+from mmos_core.services.estimate import estimate_for_source
 from mmos_core.services.sources import DuplicateSourceError, create_source, list_sources
-from mmos_core.auth import Permission
-from mmos_core.ui import require, local_model_names, model_names, sidebar_status, transaction
+from mmos_core.text.intake import IntakeError, first_words, parse_pasted, parse_upload
+from mmos_core.ui import local_model_names, model_names, require, sidebar_status, transaction
 
 settings = get_settings()
 user = require(Permission.add_sources)
@@ -130,7 +129,7 @@ if st.button("Queue extraction", type="primary", disabled=not chosen, key="queue
     try:
         with transaction() as session:
             jobs = queue_extraction(session=session, source_id=selected, model_names=chosen, processor_name=user.username)
-        enqueue(jobs)
+            enqueue_batches(jobs, session=session)
         st.success(f"Queued {len(jobs)} batch(es) on the '{jobs[0].rq_queue}' queue.")
     except (LookupError, UnknownModelError, ValueError) as exc:
         st.error(str(exc))

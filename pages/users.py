@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mmos_core.auth import MIN_PASSWORD_LENGTH, AuthError, Permission, Role
+from mmos_core.services.auth import MIN_PASSWORD_LENGTH, AuthError, Permission, Role
 from mmos_core.services.users import add_user, list_users, reset_password, set_active, set_role
 from mmos_core.ui import require, sidebar_status, transaction
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,9 +35,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     os.environ["MMOS_DATA_DIR"] = str(data_dir)
     os.environ.pop("DATABASE_URL", None)
     os.environ.pop("REDIS_URL", None)
-    from mmos_core import db, embedded
-    from mmos_core.config import get_settings
-    from mmos_core.migrate import upgrade
+    from mmos_core.core import db, embedded
+    from mmos_core.core.config import get_settings
+    from mmos_core.core.migrate import upgrade
 
     get_settings.cache_clear()
     db.reset()
@@ -45,7 +45,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     upgrade("head")
     yield urls
     db.reset()
-    from mmos_core.queue import get_redis
+    from mmos_core.core.redis import get_redis
 
     get_redis.cache_clear()
     embedded.stop_redis()
@@ -63,8 +63,8 @@ def clean_db(services: dict[str, str]) -> Iterator[None]:
     """Empty tables and Redis before a test (the schema stays)."""
     from sqlalchemy import text
 
-    from mmos_core.db import get_engine
-    from mmos_core.queue import get_redis
+    from mmos_core.core.db import get_engine
+    from mmos_core.core.redis import get_redis
 
     with get_engine().begin() as conn:
         # every table of ours (new migrations need no edit here); alembic_version keeps the schema's revision
@@ -86,11 +86,10 @@ def fake_llm(httpserver, monkeypatch) -> Iterator[dict]:
     Yields a dict: set `respond` to a callable (request_json) -> (status, body dict | str) to
     script answers; `requests` collects every request body received.
     """
+    from fakes import chat_completion
     from werkzeug import Response
 
-    from fakes import chat_completion
-
-    from mmos_core.config import get_settings
+    from mmos_core.core.config import get_settings
 
     state: dict = {"requests": []}
 

@@ -16,10 +16,10 @@ def _unit(seed: int) -> list[float]:
 
 def two_models_on_one_source() -> None:
     """'honest' quotes the text (all located); 'inventive' is cheaper but half its quotes are not found."""
-    from mmos_core.db import session_scope
-    from mmos_core.intake import parse_pasted
+    from mmos_core.core.db import session_scope
     from mmos_core.models import ExtractionCall, Fragment, ModelPerformance, ProcessingBatch, SourceChunk, SourceProcessing
     from mmos_core.services.sources import create_source
+    from mmos_core.text.intake import parse_pasted
 
     text = "I was born at Shrewsbury on February 12th, 1809.\n\nNo pursuit at Cambridge was followed with eagerness."
     with session_scope() as s:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 def signed_in(role: str, username: str | None = None):
     """A real account of this role, as the sign-in page would leave it in the session."""
-    from mmos_core.auth import create_user
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
+    from mmos_core.services.auth import create_user
 
     with session_scope() as session:
         return create_user(

@@ -16,13 +16,15 @@ from typing import Any
 
 from rq import get_current_job
 
-from mmos_core.config import get_settings
-from mmos_core.db import session_scope
+from mmos_core.core.config import get_settings
+from mmos_core.core.db import session_scope
 from mmos_core.llm.catalog import get_model, price_snapshot
 from mmos_core.llm.cost import cost_usd
-from mmos_core.model_catalog.ai_logs import log_call
+from mmos_core.llm.extraction import ProviderError, complete_with_retries, completion_kwargs
 from mmos_core.services import conversations as svc
 from mmos_core.services.budget_guard import release, reserve_with_wait, settle, worst_case_call_cost
+from mmos_core.services.catalog.ai_logs import log_call
+from mmos_core.services.model_registry import cached_registry_embedder
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,6 @@ DEBATE_CONTEXT_MESSAGES = 6
 
 
 def _embedder():
-    from mmos_core.services.model_registry import cached_registry_embedder
 
     embedder = cached_registry_embedder()
     return embedder, svc.EmbeddingModel.of(embedder)
@@ -144,7 +145,6 @@ def _chat(model_name: str, messages: list[dict[str, str]]) -> tuple[str, int, in
     Transient provider errors are retried with backoff (`llm_max_retries` attempts).
     Raises: mmos_core.llm.extraction.ProviderError after the retries, or when the answer is empty.
     """
-    from mmos_core.llm.extraction import ProviderError, complete_with_retries, completion_kwargs
 
     settings = get_settings()
     kwargs = completion_kwargs(

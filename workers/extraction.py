@@ -1,6 +1,6 @@
 """RQ job: run one extraction batch (all chunks of its source through its model), then publish it.
 
-Enqueued by `mmos_core.queue.enqueue` with a job timeout and `Retry`; each chunk's answer is
+Declared as `jobs.catalog.EXTRACT_BATCH` (job timeout, `Retry`, failure callback); each chunk's answer is
 committed as soon as it arrives, so a retry (after a crash, a kill or a provider outage) resumes
 where the last attempt stopped and never re-pays for finished chunks.
 """
@@ -14,10 +14,12 @@ from typing import Any
 from rq import get_current_job
 from sqlalchemy import select
 
-from mmos_core.config import get_settings
-from mmos_core.db import session_scope
+from mmos_core.core.config import get_settings
+from mmos_core.core.db import session_scope
 from mmos_core.llm.catalog import get_model
 from mmos_core.llm.extraction import ProviderError, build_messages, extract_chunk
+from mmos_core.models import SourceProcessing
+from mmos_core.services.batches import enqueue_batches
 from mmos_core.services.budget_guard import (
     BudgetExceeded,
     FragmentCostExceeded,
@@ -28,13 +30,18 @@ from mmos_core.services.budget_guard import (
 )
 from mmos_core.services.extraction_run import (
     BatchNotRunnable,
+    check_batch_fragment_cost,
     finalize_batch,
     mark_attempt_failed,
     record_call,
-    check_batch_fragment_cost,
     record_provider_error,
     start_attempt,
 )
+from mmos_core.services.inference_log import log_grounding_for_batch
+from mmos_core.services.model_registry import cached_registry_embedder, default_model
+from mmos_core.services.optimizer import advance_after_batch
+from mmos_core.services.quality import recompute_source
+from mmos_core.services.webhooks import after_batch_finished, emit
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +56,6 @@ def run_extraction(batch_id: int) -> dict[str, Any]:
         ProviderError: a chunk's provider call failed after its retries (RQ retries the job).
         mmos_core.embeddings.embedder.EmbedderUnavailable: the embedding model is not provisioned.
     """
-    from mmos_core.services.model_registry import cached_registry_embedder
 
     job = get_current_job()
     worker_name = job.worker_name if job is not None else None
@@ -124,7 +130,6 @@ def _no_more_retries(job) -> None:
 
 def _emit_webhooks(batch_id: int) -> None:
     """batch.completed, and source.processed / queue.empty when they apply (seed 000); never fails the job."""
-    from mmos_core.webhooks import after_batch_finished
 
     try:
         with session_scope() as session:
@@ -137,11 +142,6 @@ def _score_and_optimize(batch_id: int, embed) -> None:
     """After a batch finished: store measured quality for every batch on its source (a new batch can
     change the agreement reference), then let an optimization run that owns the batch take its next
     step (escalate, fall back, or settle — `model.optimized`). Own transactions; never fails the job."""
-    from mmos_core.models import SourceProcessing
-    from mmos_core.queue import enqueue
-    from mmos_core.services.optimizer import advance_after_batch
-    from mmos_core.services.quality import recompute_source
-    from mmos_core.webhooks import emit
 
     try:
         with session_scope() as session:
@@ -152,8 +152,7 @@ def _score_and_optimize(batch_id: int, embed) -> None:
     try:
         with session_scope() as session:
             jobs, optimized = advance_after_batch(session=session, batch_id=batch_id, embed=embed)
-        if jobs:
-            enqueue(jobs)
+            enqueue_batches(jobs, session=session)
         if optimized:
             emit("model.optimized", optimized)
     except Exception:
@@ -166,8 +165,6 @@ def _audit_grounding(batch_id: int, embed) -> None:
     Its own transaction: the audit trail can fail (and is retried by nobody) without touching the
     batch, which is already complete.
     """
-    from mmos_core.services.inference_log import log_grounding_for_batch
-    from mmos_core.services.model_registry import default_model
 
     try:
         with session_scope() as session:

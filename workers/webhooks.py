@@ -1,4 +1,4 @@
-"""RQ job: POST one signed webhook (see `mmos_core.webhooks` for the request format and verification)."""
+"""RQ job: POST one signed webhook (see `mmos_core.services.webhooks` for the request format and verification)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import uuid
 
 import httpx
 
-from mmos_core.config import get_settings
-from mmos_core.webhooks import DELIVERY_HTTP_TIMEOUT_S, sign
+from mmos_core.core.config import get_settings
+from mmos_core.services.webhooks import DELIVERY_HTTP_TIMEOUT_S, sign
 
 
 class WebhookDeliveryError(RuntimeError):

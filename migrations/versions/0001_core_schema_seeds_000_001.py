@@ -274,7 +274,7 @@ def downgrade() -> None:
     op.drop_table('processing_batches')
 
 
-# Frozen copy of mmos_core.domain.CATEGORY_CODES: a migration must not change when the code does.
+# Frozen copy of mmos_core.core.domain.CATEGORY_CODES: a migration must not change when the code does.
 CATEGORY_PREFIXES = {
     "Biographical": "BIO",
     "Cognitive": "COG",

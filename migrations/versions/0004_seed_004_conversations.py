@@ -3,7 +3,7 @@
 Integer keys like the rest of the schema; severity / intervention status / roles are strings with CHECK
 constraints (not PostgreSQL ENUMs); 384-d embeddings (our all-MiniLM-L6-v2) with an HNSW cosine index;
 every score column 0..100 by CHECK; deleting a conversation (or a message) cascades to everything
-derived from it. See mmos_core/conversations/models.py for the columns' meaning.
+derived from it. See mmos_core/models/conversations.py for the columns' meaning.
 
 Revision ID: 0004
 Revises: 0003

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mmos_core.core.vectors import EMBEDDING_DIM
+
 MODEL_NAME = "all-MiniLM-L6-v2"
-DIMENSION = 384
+DIMENSION = EMBEDDING_DIM
 MAX_SEQ_LENGTH = 256  # sentence-transformers' max_seq_length for this model (the shipped tokenizer.json says 128)
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -41,7 +43,7 @@ def default_model_dir(cache_dir: Path | None = None) -> Path:
     `cache_dir` defaults to `get_settings().cache_dir` (env `MMOS_CACHE_DIR`, default ~/.cache/mmos).
     """
     if cache_dir is None:
-        from mmos_core.config import get_settings
+        from mmos_core.core.config import get_settings
 
         cache_dir = get_settings().cache_dir
     return Path(cache_dir).expanduser() / "embeddings" / MODEL_NAME
@@ -100,7 +102,7 @@ class Embedder:
         if verify:
             _verify_manifest(model_dir)
         if threads is None:
-            from mmos_core.config import get_settings
+            from mmos_core.core.config import get_settings
 
             threads = get_settings().embedding_threads
         try:

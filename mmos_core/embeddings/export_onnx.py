@@ -96,7 +96,8 @@ def export(src: Path, out: Path) -> None:
 def reference(src: Path, texts_path: Path, out: Path) -> None:
     texts = json.loads(texts_path.read_text(encoding="utf-8"))
     try:
-        from sentence_transformers import SentenceTransformer, __version__ as st_version
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers import __version__ as st_version
     except ImportError:
         SentenceTransformer = None
     rows: list[list[float]] = []
@@ -107,7 +108,8 @@ def reference(src: Path, texts_path: Path, out: Path) -> None:
             rows.append(st.encode([t], normalize_embeddings=False, convert_to_numpy=True)[0].tolist())
         method = f"sentence-transformers {st_version} (torch {torch.__version__}), one sentence per call"
     else:
-        from transformers import AutoTokenizer, __version__ as tf_version
+        from transformers import AutoTokenizer
+        from transformers import __version__ as tf_version
 
         tok = AutoTokenizer.from_pretrained(str(src), local_files_only=True)
         model = _load(src)

@@ -103,7 +103,7 @@ def model_dir(cache_dir: Path | None = None) -> Path:
 
 def _cache_dir(cache_dir: Path | None) -> Path:
     if cache_dir is None:
-        from mmos_core.config import get_settings
+        from mmos_core.core.config import get_settings
 
         cache_dir = get_settings().cache_dir
     return Path(cache_dir).expanduser()
@@ -207,7 +207,7 @@ def _provision_locked(cache: Path, target: Path, *, keep_build_env: bool, log: C
             },
             "onnx": {"inputs": ["input_ids", "attention_mask"], "output": "sentence_embedding", "exporter": exporter},
             "build": {"python": platform.python_version(), **versions},
-            "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "built_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "reference_check": {**check, "min_required": MIN_COSINE, "reference": "reference.json"},
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

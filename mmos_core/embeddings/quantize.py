@@ -40,7 +40,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mmos_core.embeddings.provision import install_atomically
 from mmos_core.embeddings.embedder import (
     MANIFEST_FILE,
     MODEL_NAME,
@@ -51,6 +50,7 @@ from mmos_core.embeddings.embedder import (
     default_model_dir,
     sha256_file,
 )
+from mmos_core.embeddings.provision import install_atomically
 
 INT8_MODEL_NAME = f"{MODEL_NAME}-int8"
 # Min cosine vs the sentence-transformers reference vectors, every reference text, batch 1 and 32.
@@ -186,7 +186,7 @@ def _build_locked(fp32_dir: Path, out_dir: Path, fp32_manifest: dict, log: Calla
                 "fp32_dir": str(fp32_dir),
             },
             "build": {**fp32_manifest.get("build", {}), **versions},
-            "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "built_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "reference_check": {**check, "min_required": MIN_COSINE_INT8, "reference": "reference.json"},
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -12,7 +12,7 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Literal
 
-from mmos_core.config import Settings, get_settings
+from mmos_core.core.config import Settings, get_settings
 from mmos_core.llm.cost import PriceSnapshot, lookup_prices
 from mmos_core.llm.local_models import LOCAL_MODELS
 from mmos_core.llm.server import register_litellm_prices, server_url

@@ -16,8 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from mmos_core.config import Settings, get_settings
-from mmos_core.domain import CATEGORIES, CallStatus
+from mmos_core.core.config import Settings, get_settings
+from mmos_core.core.domain import CATEGORIES, CallStatus
 from mmos_core.llm.catalog import ModelSpec, litellm
 from mmos_core.llm.server import response_format_for_schema
 

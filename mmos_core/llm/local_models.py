@@ -30,6 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmos_core.core.config import get_settings
+
 __all__ = [
     "LocalModel",
     "LOCAL_MODELS",
@@ -112,7 +114,6 @@ def _resolve(model: LocalModel | str) -> LocalModel:
 
 
 def _default_cache_dir() -> Path:
-    from mmos_core.config import get_settings
 
     return Path(get_settings().cache_dir)
 

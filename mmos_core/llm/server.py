@@ -33,7 +33,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mmos_core.config import Settings, get_settings
+from mmos_core.core.config import Settings, get_settings
 from mmos_core.llm.local_models import LOCAL_MODELS, is_model_present, model_path
 
 __all__ = [

@@ -1,34 +1,50 @@
 """Queueing extraction batches and reading their progress.
 
 `queue_extraction` writes a pending batch, its source link and its `processing_queue` row per
-model; the caller commits and then hands the returned jobs to `mmos_core.queue.enqueue` (a job
-enqueued before the commit could start before its rows are visible).
+model; `enqueue_batches(jobs, session=session)` puts their RQ jobs on the queue once the caller's
+transaction commits (a job enqueued before the commit could start before its rows are visible).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mmos_core.config import Settings, get_settings
-from mmos_core.domain import PRIORITY_POINTS, BatchStatus, ExtractionPriority, effective_priority, rq_queue_for
+from mmos_core.core.config import Settings, get_settings
+from mmos_core.core.domain import PRIORITY_POINTS, BatchStatus, ExtractionPriority, effective_priority, rq_queue_for
+from mmos_core.jobs.catalog import EXTRACT_BATCH
+from mmos_core.jobs.enqueue import enqueue
 from mmos_core.llm.catalog import get_model, price_snapshot
 from mmos_core.llm.extraction import PROMPT_VERSION
-from mmos_core.models import ProcessingBatch, ProcessingQueue, Source, SourceChunk, SourceProcessing
+from mmos_core.models import Fragment, ProcessingBatch, ProcessingQueue, Source, SourceChunk, SourceProcessing
 
 
 @dataclass(frozen=True)
 class QueuedJob:
-    """What `mmos_core.queue.enqueue` needs to put one batch on RQ."""
+    """What `enqueue_batches` needs to put one batch on RQ."""
 
     batch_id: int
     queue_id: int
     rq_job_id: str
     rq_queue: str
+
+
+def enqueue_batches(jobs: Iterable[QueuedJob], *, session: Session | None = None, connection: Redis | None = None) -> None:
+    """Enqueue the extraction job of each batch: when `session` commits, or at once without a session.
+
+    Idempotent per batch (the job id is the queue row's `rq_job_id`; see `mmos_core.jobs.enqueue`).
+    """
+    for job in jobs:
+        enqueue(
+            EXTRACT_BATCH, job.batch_id, job_id=job.rq_job_id, queue=job.rq_queue, session=session,
+            connection=connection, description=f"extract batch {job.batch_id}",
+        )
 
 
 @dataclass(frozen=True)
@@ -158,7 +174,6 @@ def queue_extraction(
 
 def batch_progress(*, session: Session, batch_ids: list[int] | None = None, source_id: int | None = None) -> list[BatchProgress]:
     """Progress of the given batches, or of all batches of a source (newest first)."""
-    from mmos_core.models import Fragment  # local: keeps the import graph of pages small
 
     q = (
         select(ProcessingBatch, ProcessingQueue)

@@ -28,11 +28,11 @@ from decimal import Decimal
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from mmos_core.config import get_settings
+from mmos_core.core.config import get_settings
 from mmos_core.llm.catalog import ModelSpec, litellm
 from mmos_core.llm.cost import PriceSnapshot, cost_usd
-from mmos_core.models import Budget, BudgetReservation, ExtractionCall
-from mmos_core.services.dashboard import DAILY_BUDGET
+from mmos_core.models import Budget, BudgetReservation
+from mmos_core.services.budgets import DAILY_BUDGET, spent_on_day
 
 #: Safety factor on litellm's prompt-token count when reserving (providers' tokenizers differ).
 INPUT_TOKEN_MARGIN = 1.25
@@ -75,20 +75,6 @@ def _utc_day(now: dt.datetime | None = None) -> dt.date:
     return (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date()
 
 
-def spent_today(*, session: Session, day: dt.date) -> Decimal:
-    """USD recorded on `extraction_calls` during the UTC day."""
-    lo = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-    hi = lo + dt.timedelta(days=1)
-    return Decimal(
-        session.scalar(
-            select(func.coalesce(func.sum(ExtractionCall.cost_usd), 0)).where(
-                ExtractionCall.created_at >= lo, ExtractionCall.created_at < hi
-            )
-        )
-        or 0
-    )
-
-
 def held_today(*, session: Session, day: dt.date, ttl_s: int | None = None) -> Decimal:
     """USD of reservations still held for the day (younger than the TTL)."""
     ttl_s = get_settings().budget_reservation_ttl_s if ttl_s is None else ttl_s
@@ -121,7 +107,7 @@ def reserve(
     if budget is None or budget.daily_limit_usd is None:
         return None
     day = _utc_day()
-    spent = spent_today(session=session, day=day)
+    spent = spent_on_day(session=session, day=day)
     held = held_today(session=session, day=day)
     cap = Decimal(budget.daily_limit_usd)
     if spent + held + amount_usd > cap:
@@ -141,7 +127,7 @@ def reserve_with_wait(*, session_factory, amount_usd: Decimal, model_name: str, 
 
     Args:
         session_factory: a context manager factory yielding a session and committing on exit
-            (e.g. `mmos_core.db.session_scope`).
+            (e.g. `mmos_core.core.db.session_scope`).
     Raises:
         BudgetExceeded: still over the cap after waiting.
     """

@@ -9,8 +9,8 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mmos_core.analysis.quality_score import AGREEMENT_THRESHOLD
 from mmos_core.models import Fragment, ModelPerformance, ProcessingBatch, SourceProcessing
-from mmos_core.quality import AGREEMENT_THRESHOLD
 
 #: Two fragments are "the same finding" when the cosine similarity of their all-MiniLM-L6-v2
 #: embeddings is at least this. 0.70 was chosen by reading Darwin pairs: above it pairs share

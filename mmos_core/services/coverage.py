@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
-from mmos_core.domain import CATEGORIES, RelationshipType
+from mmos_core.core.domain import CATEGORIES, RelationshipType
 from mmos_core.models import Fragment, FragmentRelationship, Source
 
 #: Seed 000's gap rule (view `v_fragment_coverage`): fewer than 10 is a critical gap, fewer than 25 needs attention.

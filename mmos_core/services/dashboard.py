@@ -17,6 +17,8 @@ Quality is what the workbench measures today, and it is labelled for what it is:
 
 from __future__ import annotations
 
+__all__ = ["DAILY_BUDGET", "BudgetPermissionError", "BudgetView", "get_budget", "set_budget"]
+
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,18 +28,21 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mmos_core.auth import CurrentUser, Permission
 from mmos_core.models import (
-    Budget,
     ExtractionCall,
     ModelPerformance,
     ProcessingBatch,
     Source,
     SourceChunk,
 )
-
-#: Name of the `budgets` row the dashboard reads and writes.
-DAILY_BUDGET = "daily"
+from mmos_core.services.budgets import (  # re-exported: the Dashboard page reads budgets from here
+    DAILY_BUDGET,
+    BudgetPermissionError,
+    BudgetView,
+    get_budget,
+    set_budget,
+    spent_on_day,
+)
 
 #: Seed 000 section 7 ("Progressive Model Downgrade"): a model is good enough at quality ≥ 7.0 (0-10).
 DEFAULT_QUALITY_THRESHOLD = 7.0
@@ -50,10 +55,6 @@ QUALITY_LABELS: dict[str, str] = {
     "self_reported": "self-reported quality = avg confidence × 10 (seed 000 rule), 0-10",
     "located": "quotes found in source (measured share, 0-1)",
 }
-
-
-class BudgetPermissionError(PermissionError):
-    """The user's role may not change budgets; the message is safe to show."""
 
 
 # --- spend ---------------------------------------------------------------------------------------
@@ -131,10 +132,8 @@ def spend_by(rows: list[SpendRow], key: Literal["day", "model_name", "source_typ
 
 
 def spend_on_day(*, session: Session, day: dt.date) -> Decimal:
-    """USD spent on LLM calls during one UTC day: the same figure the budget guard holds against the cap."""
-    from mmos_core.services.budget_guard import spent_today
-
-    return spent_today(session=session, day=day)
+    """USD recorded on `extraction_calls` during the UTC day (the same figure the budget guard checks)."""
+    return spent_on_day(session=session, day=day)
 
 
 # --- quality against cost ------------------------------------------------------------------------
@@ -322,60 +321,6 @@ def models_with_performance(*, session: Session) -> list[str]:
 
 
 # --- budget --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BudgetView:
-    """The daily budget row: limits in USD (None = no limit), who changed it last and when."""
-
-    daily_limit_usd: Decimal | None
-    per_fragment_limit_usd: Decimal | None
-    updated_by: int | None
-    updated_at: dt.datetime | None
-
-
-def get_budget(*, session: Session) -> BudgetView:
-    """The 'daily' budget; all None when none has been set yet."""
-    row = session.scalar(select(Budget).where(Budget.name == DAILY_BUDGET))
-    if row is None:
-        return BudgetView(None, None, None, None)
-    return BudgetView(row.daily_limit_usd, row.per_fragment_limit_usd, row.updated_by, row.updated_at)
-
-
-def set_budget(
-    *,
-    session: Session,
-    user: CurrentUser,
-    daily_limit_usd: Decimal | float | None,
-    per_fragment_limit_usd: Decimal | float | None,
-) -> BudgetView:
-    """Set the 'daily' budget (create it on first use) and record `user` as its author. Does not commit.
-
-    Args:
-        daily_limit_usd: cap on the USD spent per UTC day; None removes the cap.
-        per_fragment_limit_usd: cap on USD per extracted fragment; None removes it.
-    Raises:
-        BudgetPermissionError: the user's role lacks `Permission.change_budgets`.
-        ValueError: a negative limit.
-    """
-    if not user.can(Permission.change_budgets):
-        raise BudgetPermissionError(f"Your role ({user.role.value}) may not change budgets.")
-    values = {}
-    for name, value in (("daily", daily_limit_usd), ("per-fragment", per_fragment_limit_usd)):
-        dec = None if value is None else Decimal(str(value))
-        if dec is not None and dec < 0:
-            raise ValueError(f"The {name} limit cannot be negative.")
-        values[name] = dec
-    row = session.scalar(select(Budget).where(Budget.name == DAILY_BUDGET).with_for_update())
-    if row is None:
-        row = Budget(name=DAILY_BUDGET)
-        session.add(row)
-    row.daily_limit_usd = values["daily"]
-    row.per_fragment_limit_usd = values["per-fragment"]
-    row.updated_by = user.id
-    row.updated_at = dt.datetime.now(dt.UTC)
-    session.flush()
-    return BudgetView(row.daily_limit_usd, row.per_fragment_limit_usd, row.updated_by, row.updated_at)
 
 
 @dataclass(frozen=True)

@@ -8,20 +8,17 @@ batch is never half-visible; a retried job resumes after the last staged chunk.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from mmos_core.domain import BatchStatus, CallStatus, QueueStatus
-from mmos_core.intake import Cue
+from mmos_core.core.domain import BatchStatus, CallStatus, QueueStatus
+from mmos_core.core.vectors import Embed
 from mmos_core.llm.cost import PriceSnapshot, cost_usd
 from mmos_core.llm.extraction import CallResult, ExtractedFragment, ProviderError
-from mmos_core.locate import locate_quote
 from mmos_core.models import (
     ExtractionCall,
     Fragment,
@@ -32,11 +29,14 @@ from mmos_core.models import (
     SourceChunk,
     SourceProcessing,
 )
+from mmos_core.services.budget_guard import check_fragment_cost
+from mmos_core.services.catalog.ai_logs import log_extraction_call
+from mmos_core.text.intake import Cue
+from mmos_core.text.locate import locate_quote
 
 #: A direct quote counts as located when its best span scores at least this (rapidfuzz 0-100).
 LOCATE_MIN_SCORE = 85.0
 
-Embed = Callable[[Sequence[str]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,6 @@ def record_call(*, session: Session, plan: BatchPlan, chunk_id: int, result: Cal
             + (1 if result.status is CallStatus.malformed else 0),
         )
     )
-    from mmos_core.model_catalog.ai_logs import log_extraction_call  # seed 002: every LLM call in ai_logs
 
     log_extraction_call(session=session, plan=plan, chunk_id=chunk_id, result=result, cost=cost)
     return cost
@@ -180,7 +179,6 @@ def check_batch_fragment_cost(*, session: Session, batch_id: int) -> None:
     Raises:
         mmos_core.services.budget_guard.FragmentCostExceeded: over the limit (message gives the figures).
     """
-    from mmos_core.services.budget_guard import check_fragment_cost
 
     batch = session.get(ProcessingBatch, batch_id)
     latest = latest_answers(session=session, batch_id=batch_id)
@@ -205,7 +203,6 @@ def record_provider_error(*, session: Session, plan: BatchPlan, chunk_id: int, e
             error=str(error)[:4000],
         )
     )
-    from mmos_core.model_catalog.ai_logs import log_extraction_call  # seed 002: every LLM call in ai_logs
 
     log_extraction_call(session=session, plan=plan, chunk_id=chunk_id, error=error)
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mmos_core.auth import CurrentUser, Permission
 from mmos_core.models import Fragment, ProcessingBatch, SourceProcessing, UserFeedback
+from mmos_core.services.auth import CurrentUser, Permission
 from mmos_core.services.batches import QueuedJob, queue_extraction
 
 TASK_CATEGORY = "fragment_extraction"
@@ -116,7 +116,7 @@ def regenerate_fragment(
 ) -> QueuedJob:
     """Record a `regenerate` on a fragment and queue its chunk again (same model unless `model_name`).
 
-    Does not commit or enqueue: the caller commits, then `mmos_core.queue.enqueue([job])`.
+    Does not commit or enqueue: the caller commits, then `services.batches.enqueue_batches([job], session=session)`.
 
     Raises:
         FeedbackError: no permission, unknown fragment, or a fragment without a chunk (imported).

@@ -47,7 +47,7 @@ same text always gets the same values, and nothing here reads them back into ``c
   (share of tokens inside the embedder's 256-token window); ``sacred_checkpoints`` = [flux position]
   when sacred; ``vortex_cycle_count`` = token_count // 6 (complete 1→2→4→8→7→5 cycles over the token
   positions) — recorded only.
-* ``lake_worthy`` = `mmos_core.lake.is_lake_worthy(confidence, hallucination, flux_position)`, the
+* ``lake_worthy`` = `mmos_core.storage.lake.is_lake_worthy(confidence, hallucination, flux_position)`, the
   seed's entry rule. Lake-worthy inferences are offered to the confidence lake **after the session
   commits** (a rolled-back inference never reaches the lake); lake failures are logged, never raised.
 
@@ -61,7 +61,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,8 +70,12 @@ import numpy as np
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from mmos_core.domain import CATEGORIES
-from mmos_core.lake import LakeEntry, get_lake, is_lake_worthy
+# confidence below GROUNDING_THRESHOLD = hallucination (why 0.5: module docstring); one rule shared
+# with measured quality's grounding, so the audit and the quality score say the same of a fragment
+from mmos_core.analysis.quality_score import GROUNDING_THRESHOLD
+from mmos_core.core.domain import CATEGORIES
+from mmos_core.core.vectors import Embed
+from mmos_core.embeddings.embedder import MODEL_NAME
 from mmos_core.models import (
     SACRED_POSITIONS,
     AsiInference,
@@ -84,13 +88,11 @@ from mmos_core.models import (
     SourceChunk,
     TrainingSample,
 )
-# confidence below GROUNDING_THRESHOLD = hallucination (why 0.5: module docstring); one rule shared
-# with measured quality's grounding, so the audit and the quality score say the same of a fragment
-from mmos_core.quality import GROUNDING_THRESHOLD
+from mmos_core.services.model_registry import cached_registry_embedder
+from mmos_core.storage.lake import LakeEntry, get_lake, is_lake_worthy
 
 log = logging.getLogger(__name__)
 
-Embed = Callable[[Sequence[str]], np.ndarray]
 
 #: seed 003: "confidence_boost REAL NOT NULL -- Typically 0.15 (15%)"; recorded only.
 SEED_CONFIDENCE_BOOST = 0.15
@@ -104,7 +106,7 @@ MAX_EVIDENCE_SENTENCES = 200
 EMBEDDER_WINDOW_TOKENS = 256
 VORTEX_CYCLE = (1, 2, 4, 8, 7, 5)
 
-#: One prototype sentence per MMOS fragment category (`mmos_core.domain.CATEGORIES`, same order).
+#: One prototype sentence per MMOS fragment category (`mmos_core.core.domain.CATEGORIES`, same order).
 #: `archetype` = nearest prototype; also the zero-shot category classifier.
 ARCHETYPES: dict[str, str] = {
     "Biographical": "Facts about the person's life: birth, family, schooling, places lived, jobs and dates.",
@@ -254,7 +256,6 @@ def _queue_for_lake(session: Session, entry: LakeEntry) -> None:
 
 
 def _embed_model_name(embed: Embed | None) -> str:
-    from mmos_core.embeddings.embedder import MODEL_NAME
 
     model_dir = getattr(getattr(embed, "__self__", None), "model_dir", None)
     return Path(model_dir).name if model_dir is not None else MODEL_NAME
@@ -264,7 +265,7 @@ def _offer_pending(session: Session) -> None:
     entries = session.info.pop(_PENDING, None) or []
     signals = session.info.pop(_SIGNALS, None) or []
     if signals:
-        from mmos_core.realtime import record_signal
+        from mmos_core.storage.realtime import record_signal
 
         for signal in signals:
             try:
@@ -288,7 +289,6 @@ def _drop_pending(session: Session) -> None:
 
 
 def _default_embed() -> Embed:
-    from mmos_core.services.model_registry import cached_registry_embedder
 
     return cached_registry_embedder().embed
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from mmos_core.core.db import session_scope
 from mmos_core.embeddings.embedder import (
     DIMENSION,
     MANIFEST_FILE,
@@ -36,6 +37,7 @@ from mmos_core.embeddings.embedder import (
     sha256_file,
 )
 from mmos_core.models import OnnxModel
+from mmos_core.storage.realtime import CachingEmbedder
 
 STATUSES = ("ready", "loading", "error", "disabled")
 QUANTIZATIONS = ("fp32", "int8")
@@ -181,7 +183,7 @@ def load_model(*, session: Session, model: OnnxModel, threads: int | None = None
     if (Path(model.model_path).parent / MANIFEST_FILE).is_file():
         model.sha256 = _file_sha256(Path(model.model_path))  # verified against the manifest just now
     model.status = "ready"
-    model.loaded_at = dt.datetime.now(dt.timezone.utc)
+    model.loaded_at = dt.datetime.now(dt.UTC)
     session.flush()
     return embedder
 
@@ -256,7 +258,6 @@ def registry_embedder() -> Embedder:
     `EmbedderUnavailable`, which is not cached: the next call retries). Call
     `registry_embedder.cache_clear()` after changing the default.
     """
-    from mmos_core.db import session_scope
 
     failure: EmbedderUnavailable | None = None
     with session_scope() as session:
@@ -328,7 +329,6 @@ def cached_registry_embedder():
     The cache key carries the model's folder name, so fp32 and int8 vectors never mix; a Redis outage
     falls back to computing. Raises EmbedderUnavailable like `registry_embedder`.
     """
-    from mmos_core.realtime import CachingEmbedder
 
     embedder = registry_embedder()
     return CachingEmbedder(embedder, Path(embedder.model_dir).name)

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from mmos_core.services.inference_log import zero_shot_accuracy
+from mmos_core.services.model_registry import performance_summary
+
 
 @dataclass(frozen=True)
 class LatencyRow:
@@ -78,7 +81,6 @@ def hourly(*, session: Session, hours: int = 24) -> list[dict]:
 
 def history(*, session: Session, days: int = 7) -> list[dict]:
     """The hourly rollup (`asi_performance_summary`, as of its last refresh) for the last `days`."""
-    from mmos_core.services.model_registry import performance_summary
 
     return performance_summary(session=session, since=dt.datetime.now(dt.UTC) - dt.timedelta(days=days))
 
@@ -99,6 +101,5 @@ def recent_inferences(*, session: Session, limit: int = 50) -> list[dict]:
 
 def category_accuracy(*, session: Session) -> dict:
     """Zero-shot category accuracy against reviewers' corrections (training_samples): {n, accuracy}."""
-    from mmos_core.services.inference_log import zero_shot_accuracy
 
     return zero_shot_accuracy(session=session)

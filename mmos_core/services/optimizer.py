@@ -1,7 +1,7 @@
 """The optimizer (seed 001): the sweet spot, process_batch strategies, reprocess suggestions.
 
 * `find_sweet_spot` — among models with completed batches in a scope (a source, a source type, a
-  fragment category), the cheapest whose quality **lower bound** (95 %, `mmos_core.quality`) reaches
+  fragment category), the cheapest whose quality **lower bound** (95 %, `mmos_core.analysis.quality_score`) reaches
   the threshold and whose cost per fragment is within the budget. Using the lower bound means a model
   with three lucky fragments does not beat one with three hundred good ones.
 * `process_batch(source_ids, strategy)` — `aggressive`: the cheapest model on every chunk;
@@ -19,7 +19,6 @@ Per-source-type thresholds come from `settings.quality_thresholds` (seed 001's t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -27,14 +26,14 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mmos_core.config import get_settings
+from mmos_core.analysis.quality_score import QualityScore
+from mmos_core.core.config import get_settings
+from mmos_core.core.vectors import Embed
 from mmos_core.llm.catalog import available_models
 from mmos_core.models import Fragment, OptimizationRun, ProcessingBatch, Source, SourceChunk, SourceProcessing
-from mmos_core.quality import QualityScore
 from mmos_core.services.batches import QueuedJob, queue_extraction
 from mmos_core.services.quality import batch_quality, model_cost_rank, model_quality
 
-Embed = Callable[[list[str]], np.ndarray]
 STRATEGIES = ("progressive", "aggressive", "conservative")
 COST_METRICS = ("usd", "seconds")
 
@@ -202,7 +201,7 @@ def process_batch(
     user_id: int | None = None,
 ) -> tuple[list[OptimizationRun], list[QueuedJob]]:
     """Start one optimization run per source (seed 001 `process_batch`). Does not commit or enqueue:
-    the caller commits, then hands the jobs to `mmos_core.queue.enqueue`.
+    the caller commits, then hands the jobs to `services.batches.enqueue_batches`.
 
     Args:
         models: the ladder to use, cheapest first (default: `default_model_ladder`).

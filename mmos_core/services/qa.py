@@ -20,8 +20,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
+from mmos_core.analysis.quality_score import AGREEMENT_THRESHOLD
 from mmos_core.models import Fragment, FragmentRelationship, ProcessingBatch, Source
-from mmos_core.quality import AGREEMENT_THRESHOLD
 from mmos_core.services.comparison import match_pairs
 from mmos_core.services.quality import FragmentFacts, completed_batches_on, fragment_facts
 

@@ -1,6 +1,6 @@
 """Measured quality of batches and models, from the database (issue 4, part 1).
 
-Counts are gathered here and scored by `mmos_core.quality.score` (the rule and its sources are in that
+Counts are gathered here and scored by `mmos_core.analysis.quality_score.score` (the rule and its sources are in that
 module and docs/quality.md). Grounding of paraphrases and inferences reads the `fragment_grounding`
 audit rows (seed 003) the worker writes after each batch; a fragment without one is computed with
 `embed` when given, otherwise left out of the grounding count (never guessed).
@@ -9,7 +9,7 @@ audit rows (seed 003) the worker writes after each batch; a fragment without one
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -17,7 +17,17 @@ import numpy as np
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from mmos_core.config import get_settings
+from mmos_core.analysis.quality_score import (
+    AGREEMENT_THRESHOLD,
+    GROUNDING_THRESHOLD,
+    QUALITY_RULE,
+    QualityCounts,
+    QualityScore,
+    human_weight,
+    score,
+)
+from mmos_core.core.config import get_settings
+from mmos_core.core.vectors import Embed
 from mmos_core.llm.catalog import get_model, price_snapshot
 from mmos_core.llm.local_models import LOCAL_MODELS
 from mmos_core.models import (
@@ -27,21 +37,12 @@ from mmos_core.models import (
     ModelPerformance,
     ProcessingBatch,
     Source,
+    SourceChunk,
     SourceProcessing,
     UserFeedback,
 )
-from mmos_core.quality import (
-    AGREEMENT_THRESHOLD,
-    GROUNDING_THRESHOLD,
-    QUALITY_RULE,
-    QualityCounts,
-    QualityScore,
-    human_weight,
-    score,
-)
 from mmos_core.services.comparison import match_pairs
-
-Embed = Callable[[list[str]], np.ndarray]
+from mmos_core.services.inference_log import evidence_windows, grounding_confidence
 
 
 @dataclass(frozen=True)
@@ -201,8 +202,6 @@ def _grounding_confidences(session: Session, fragment_ids: list[int]) -> dict[in
 
 
 def _compute_grounding(session: Session, fragments: list[Fragment], embed: Embed) -> dict[int, float]:
-    from mmos_core.models import SourceChunk
-    from mmos_core.services.inference_log import evidence_windows, grounding_confidence
 
     out: dict[int, float] = {}
     for f in fragments:
@@ -218,7 +217,7 @@ def _compute_grounding(session: Session, fragments: list[Fragment], embed: Embed
 
 
 def is_grounded(fragment: Fragment | FragmentFacts, embedding_support: float | None) -> bool | None:
-    """Grounding of one fragment (rule in `mmos_core.quality`); None when it cannot be decided."""
+    """Grounding of one fragment (rule in `mmos_core.analysis.quality_score`); None when it cannot be decided."""
     if fragment.fragment_type == "direct_quote":
         return fragment.location_score is not None
     if embedding_support is None:

@@ -1,8 +1,9 @@
 """Managing the extraction queue: list jobs by status, retry, cancel and re-prioritise them.
 
-These functions change only Postgres and never commit. RQ follows after the caller commits:
-`mmos_core.queue.enqueue` for a retry, `cancel_job` for a cancel, `move_job` for a re-prioritise
+These functions change only PostgreSQL and never commit. RQ follows after the caller commits:
+`enqueue_batches` for a retry, `cancel_job` for a cancel, `move_batch_job` for a re-prioritise
 (a job enqueued or moved before the commit could run against rows that are not visible yet).
+`reconcile` brings PostgreSQL's queue rows and RQ back in line after a crash or a Redis restart.
 """
 
 from __future__ import annotations
@@ -10,12 +11,18 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from redis import Redis
+from rq.job import JobStatus
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
-from mmos_core.domain import BatchStatus, QueueStatus, effective_priority, rq_queue_for
+from mmos_core.core.domain import BatchStatus, QueueStatus, effective_priority, rq_queue_for
+from mmos_core.core.redis import get_redis
+from mmos_core.jobs.enqueue import fetch_job
+from mmos_core.jobs.rq_admin import take_off_queue, worker_alive
 from mmos_core.models import ProcessingBatch, ProcessingQueue, Source, SourceProcessing
-from mmos_core.services.batches import QueuedJob
+from mmos_core.services.batches import QueuedJob, enqueue_batches
+from mmos_core.services.extraction_run import mark_attempt_failed
 
 #: The page's status groups, in display order: label → queue_status.
 STATUS_GROUPS: dict[str, str] = {
@@ -129,7 +136,7 @@ def retry_job(*, session: Session, queue_id: int, by: str) -> QueuedJob:
     """Put a failed (or cancelled) job back in the queue; staged chunk answers are kept, so it resumes.
 
     The queue row goes back to waiting with its attempts reset, the batch to pending; the caller
-    commits and then passes the result to `mmos_core.queue.enqueue`.
+    commits and then passes the result to `services.batches.enqueue_batches`.
 
     Raises:
         LookupError: unknown queue entry.
@@ -163,7 +170,7 @@ def cancel_queue_job(*, session: Session, queue_id: int, by: str) -> QueuedJob:
 
     Nothing is half-published: a batch's fragments are written only when it completes, and a
     worker that still picks the job up finds the batch failed and skips it. The caller commits,
-    then calls `mmos_core.queue.cancel_job(result.rq_job_id)` to drop or stop the RQ job.
+    then calls `mmos_core.jobs.rq_admin.cancel_job(result.rq_job_id)` to drop or stop the RQ job.
 
     Raises:
         LookupError: unknown queue entry.
@@ -204,7 +211,7 @@ class Reprioritised:
 def reprioritise_job(*, session: Session, queue_id: int, priority: int, by: str) -> Reprioritised:
     """Set a job's priority (0-10) and recompute its effective priority and RQ queue from the source's quality.
 
-    For a waiting job the caller commits, then passes `result.move` to `mmos_core.queue.move_job`.
+    For a waiting job the caller commits, then passes `result.move` to `move_batch_job`.
     A running or finished job keeps its RQ queue (only the numbers change).
 
     Raises:
@@ -230,3 +237,59 @@ def reprioritise_job(*, session: Session, queue_id: int, priority: int, by: str)
     row.last_error = f"{row.last_error}; {note}"[:4000] if row.last_error else note
     session.flush()
     return Reprioritised(queue_id=row.id, priority=int(priority), effective_priority=eff, rq_queue=row.rq_queue, move=move)
+
+
+def move_batch_job(job: QueuedJob, connection: Redis | None = None) -> bool:
+    """Put a not-yet-started batch job on `job.rq_queue` after its re-prioritise was committed.
+
+    Returns:
+        Whether the job now waits on `job.rq_queue` (False: it had already started).
+    """
+    placed = take_off_queue(job.rq_job_id, job.rq_queue, connection)
+    if placed is None:
+        enqueue_batches([job], connection=connection)
+        return True
+    return placed
+
+
+def reconcile(*, session: Session, connection: Redis | None = None, stale_after_s: int = 60) -> list[QueuedJob]:
+    """Jobs to re-enqueue: waiting/processing rows whose RQ job is gone, failed, or was abandoned.
+
+    A row in `processing` whose job is no longer started (its worker died) goes back to waiting; a
+    row out of attempts is marked failed. Rows updated within `stale_after_s` seconds are left alone
+    (their enqueue may still be in flight). Does not commit; the caller passes the result to
+    `enqueue_batches(..., session=session)`.
+    """
+    connection = connection or get_redis()
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=stale_after_s)
+    rows = session.scalars(
+        select(ProcessingQueue).where(
+            ProcessingQueue.queue_status.in_([QueueStatus.waiting.value, QueueStatus.processing.value]),
+            ProcessingQueue.updated_at < cutoff,
+            ProcessingQueue.batch_id.is_not(None),
+        )
+    ).all()
+    todo = []
+    for row in rows:
+        job = fetch_job(row.rq_job_id or "", connection)
+        status = job.get_status(refresh=True) if job is not None else None
+        alive = status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED) or (
+            status == JobStatus.STARTED and worker_alive(job, connection)  # type: ignore[arg-type]
+        )
+        if alive:
+            continue
+        if job is not None:
+            job.delete()  # a dead worker's job would otherwise block its id from being enqueued again
+        if row.attempts >= row.max_attempts:
+            mark_attempt_failed(
+                session=session,
+                batch_id=row.batch_id,  # type: ignore[arg-type]
+                error=f"Gave up after {row.attempts} attempts; the last one's worker stopped without finishing.",
+                retry_at=None,
+            )
+            continue
+        row.queue_status = QueueStatus.waiting.value
+        todo.append(
+            QueuedJob(batch_id=row.batch_id, queue_id=row.id, rq_job_id=row.rq_job_id, rq_queue=row.rq_queue)  # type: ignore[arg-type]
+        )
+    return todo

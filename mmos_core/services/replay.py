@@ -8,7 +8,7 @@ replayed chunk by chunk from what each model actually answered for that chunk:
 * fragments kept = those of the last model tried; a chunk with no fragment counts as grounding 0.
 
 Each policy (and each single model, "always model m") gets a cost and a quality score by one rule:
-`mmos_core.quality.score` over the kept fragments' grounding and human judgements, plus agreement
+`mmos_core.analysis.quality_score.score` over the kept fragments' grounding and human judgements, plus agreement
 with human-verified fragments when a source has any. The baseline-batch agreement is left out here
 on purpose: the most expensive model would be its own reference, so cascades that escalate more
 would look better for that reason alone.
@@ -29,8 +29,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mmos_core.models import Fragment, ProcessingBatch
-from mmos_core.quality import AGREEMENT_THRESHOLD, QualityCounts, QualityScore, human_weight, score
+from mmos_core.analysis.quality_score import AGREEMENT_THRESHOLD, QualityCounts, QualityScore, human_weight, score
+from mmos_core.models import Fragment, ProcessingBatch, Source
 from mmos_core.services.comparison import match_pairs
 from mmos_core.services.extraction_run import latest_answers
 from mmos_core.services.quality import (
@@ -161,7 +161,6 @@ def replay_cascades(
         raise ValueError("cost_metric must be 'usd' or 'seconds'")
     ladder = sorted(dict.fromkeys(models), key=model_cost_rank)
     prices = prices or {}
-    from mmos_core.models import Source
 
     candidates = source_ids if source_ids is not None else list(session.scalars(select(Source.id).order_by(Source.id)))
     table: dict[int, dict[str, dict[int, ChunkAnswer]]] = {}

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from mmos_core.chunking import chunk_text
-from mmos_core.config import Settings, get_settings
-from mmos_core.domain import ExtractionPriority, QualityTier, SourceType
-from mmos_core.intake import ParsedSource
+from mmos_core.core.config import Settings, get_settings
+from mmos_core.core.domain import ExtractionPriority, QualityTier, SourceType
 from mmos_core.models import Source, SourceChunk
+from mmos_core.text.chunking import chunk_text
+from mmos_core.text.intake import ParsedSource
 
 
 class DuplicateSourceError(ValueError):

@@ -29,10 +29,10 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mmos_core.domain import CATEGORIES, BatchStatus, FragmentType
-from mmos_core.intake import IntakeError, _decode
+from mmos_core.core.domain import CATEGORIES, BatchStatus, FragmentType
 from mmos_core.models import Fragment, ProcessingBatch, Source, SourceProcessing
 from mmos_core.services.comparison import BatchStats, batch_stats
+from mmos_core.text.intake import IntakeError, _decode
 
 #: Columns of the fragment export, in order.
 FRAGMENT_COLUMNS = [

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mmos_core.auth import AuthError, CurrentUser, Permission, Role, create_user, hash_password
 from mmos_core.models import User
+from mmos_core.services.auth import AuthError, CurrentUser, Permission, Role, create_user, hash_password
 
 
 @dataclass(frozen=True)

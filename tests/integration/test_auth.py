@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from mmos_core.auth import AuthError, Role, authenticate, create_user, user_from_oidc
-from mmos_core.db import session_scope
+from mmos_core.core.db import session_scope
 from mmos_core.models import User
+from mmos_core.services.auth import AuthError, Role, authenticate, create_user, user_from_oidc
 from mmos_core.services.users import add_user, list_users, reset_password, set_active, set_role
 
 PASSWORD = "correct horse battery"

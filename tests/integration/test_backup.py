@@ -10,16 +10,16 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
-from mmos_core import embedded
-from mmos_core.backup import RestoreError, backup, restore
-from mmos_core.config import get_settings
-from mmos_core.db import get_engine, session_scope
-from mmos_core.intake import parse_pasted
-from mmos_core.lake import EMBEDDING_DIM, LakeEntry, get_lake
-from mmos_core.queue import get_redis
+from mmos_core.core import embedded
+from mmos_core.core.config import get_settings
+from mmos_core.core.db import get_engine, session_scope
+from mmos_core.core.redis import get_redis
 from mmos_core.services.batches import queue_extraction
 from mmos_core.services.sources import create_source
 from mmos_core.services.transfer import import_legacy_fragments, parse_legacy_file
+from mmos_core.storage.backup import RestoreError, backup, restore
+from mmos_core.storage.lake import EMBEDDING_DIM, LakeEntry, get_lake
+from mmos_core.text.intake import parse_pasted
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -98,7 +98,7 @@ def test_backup_restores_into_a_fresh_data_dir(services, tmp_path, monkeypatch):
         assert r2.ttl("plain") == -1
         r2.close()
 
-        from mmos_core.lake import ConfidenceLake
+        from mmos_core.storage.lake import ConfidenceLake
 
         restored_lake = ConfidenceLake(restored_dir / "lake")
         assert restored_lake.table().equals(get_lake().table())

@@ -8,17 +8,17 @@ import time
 from decimal import Decimal
 
 import pytest
+from fakes import chat_completion, quote_answer
 from sqlalchemy import func, select
 
-from fakes import chat_completion, quote_answer
-from mmos_core.auth import CurrentUser, Role
-from mmos_core.db import session_scope
-from mmos_core.intake import parse_pasted
+from mmos_core.core.db import session_scope
 from mmos_core.models import BudgetReservation, ExtractionCall, ProcessingBatch, ProcessingQueue
+from mmos_core.services.auth import CurrentUser, Role
 from mmos_core.services.batches import queue_extraction
 from mmos_core.services.budget_guard import BudgetExceeded, release, reserve, settle
 from mmos_core.services.dashboard import set_budget
 from mmos_core.services.sources import create_source
+from mmos_core.text.intake import parse_pasted
 from workers.extraction import run_extraction
 
 pytestmark = pytest.mark.usefixtures("clean_db")

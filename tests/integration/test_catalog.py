@@ -10,16 +10,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mmos_core.db import session_scope
-from mmos_core.model_catalog.aggregates import refresh_aggregates
-from mmos_core.model_catalog.models import (
+from mmos_core.core.db import session_scope
+from mmos_core.models import ProcessingBatch, UserFeedback
+from mmos_core.models.catalog import (
     AiModel,
     AiModelPerformanceAggregate,
     AiModelTaskMapping,
     AiTaskCategory,
     AiUserPreference,
 )
-from mmos_core.model_catalog.recommend import (
+from mmos_core.services.catalog.aggregates import refresh_aggregates
+from mmos_core.services.catalog.recommend import (
     CatalogError,
     best_models_for_task,
     clear_user_preference,
@@ -27,9 +28,8 @@ from mmos_core.model_catalog.recommend import (
     set_user_preference,
     user_preferred_model,
 )
-from mmos_core.model_catalog.sync import ensure_catalog, sync_catalog
-from mmos_core.model_catalog.votes import VoteImportError, import_votes, parse_votes, votes_path, win_rates
-from mmos_core.models import ProcessingBatch, UserFeedback
+from mmos_core.services.catalog.sync import ensure_catalog, sync_catalog
+from mmos_core.services.catalog.votes import VoteImportError, import_votes, parse_votes, votes_path, win_rates
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -51,7 +51,7 @@ def _sync(model_cost=TINY_MAP):
 
 
 def _user(name="ana", role="reviewer") -> int:
-    from mmos_core.auth import create_user
+    from mmos_core.services.auth import create_user
 
     with session_scope() as session:
         return create_user(session=session, username=name, role=role, password="correct horse battery").id
@@ -175,7 +175,7 @@ def test_fallback_chain_skips_the_failed_retired_and_unavailable_models():
 
 
 def test_refresh_aggregates_writes_every_period_and_the_mapping_totals():
-    from mmos_core.model_catalog.ai_logs import log_call
+    from mmos_core.services.catalog.ai_logs import log_call
 
     _sync()
     uid = _user()

@@ -5,20 +5,21 @@ from __future__ import annotations
 import json
 
 import pytest
+from fakes import chat_completion
 from rq import SimpleWorker
 from sqlalchemy import select
 
-from fakes import chat_completion
-from mmos_core.db import session_scope
-from mmos_core.domain import RQ_QUEUES
-from mmos_core.intake import parse_pasted
-from mmos_core.model_catalog.ai_logs import log_call, recent_logs
-from mmos_core.model_catalog.models import AiLog, AiModel
-from mmos_core.model_catalog.sync import sync_catalog
+from mmos_core.core.db import session_scope
+from mmos_core.core.domain import RQ_QUEUES
+from mmos_core.core.redis import get_redis
+from mmos_core.jobs.enqueue import get_queue
 from mmos_core.models import ExtractionCall
-from mmos_core.queue import enqueue, get_queue, get_redis
-from mmos_core.services.batches import queue_extraction
+from mmos_core.models.catalog import AiLog, AiModel
+from mmos_core.services.batches import enqueue_batches, queue_extraction
+from mmos_core.services.catalog.ai_logs import log_call, recent_logs
+from mmos_core.services.catalog.sync import sync_catalog
 from mmos_core.services.sources import create_source
+from mmos_core.text.intake import parse_pasted
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -53,7 +54,7 @@ def test_each_extraction_call_gets_an_ai_logs_row(fake_llm, embedder_or_skip):
     source_id = _source()
     with session_scope() as session:
         jobs = queue_extraction(session=session, source_id=source_id, model_names=[SMALL])
-    enqueue(jobs)
+    enqueue_batches(jobs)
     _drain()
     with session_scope() as session:
         staged = session.scalars(select(ExtractionCall).order_by(ExtractionCall.id)).all()
@@ -80,14 +81,14 @@ def test_each_extraction_call_gets_an_ai_logs_row(fake_llm, embedder_or_skip):
 def test_a_provider_failure_is_logged_too(fake_llm, embedder_or_skip, monkeypatch):
     monkeypatch.setenv("MMOS_LLM_MAX_RETRIES", "1")
     monkeypatch.setenv("MMOS_JOB_MAX_ATTEMPTS", "1")
-    from mmos_core.config import get_settings
+    from mmos_core.core.config import get_settings
 
     get_settings.cache_clear()
     fake_llm["respond"] = lambda req: (500, {"error": {"message": "boom", "type": "server_error"}})
     source_id = _source()
     with session_scope() as session:
         jobs = queue_extraction(session=session, source_id=source_id, model_names=[SMALL])
-    enqueue(jobs)
+    enqueue_batches(jobs)
     _drain()
     with session_scope() as session:
         log = session.scalar(select(AiLog))
@@ -119,7 +120,7 @@ def test_a_batch_queued_as_fallback_logs_its_calls_as_fallback(fake_llm, embedde
     with session_scope() as session:
         jobs = queue_extraction(session=session, source_id=source_id, model_names=[SMALL], selected_by="fallback",
                                 selection_confidence=0.62)
-    enqueue(jobs)
+    enqueue_batches(jobs)
     _drain()
     with session_scope() as session:
         logs = session.scalars(select(AiLog)).all()

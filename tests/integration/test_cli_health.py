@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from mmos_core.cli import app
+from mmos_core.cli.app import app
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -15,7 +15,7 @@ def test_health_reports_each_component(embedder_or_skip):
     out = result.output
     from alembic.script import ScriptDirectory
 
-    from mmos_core.migrate import alembic_config
+    from mmos_core.core.migrate import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert "postgres" in out and f"schema {head}" in out
@@ -27,7 +27,7 @@ def test_health_reports_each_component(embedder_or_skip):
 def test_metrics_prints_the_hourly_rollup_and_the_lake(embedder_or_skip):
     from sqlalchemy import text
 
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
 
     with session_scope() as session:
         session.execute(

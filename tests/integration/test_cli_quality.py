@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from quality_support import two_models_on_one_source
 from typer.testing import CliRunner
 
-from mmos_core.cli import app
-from quality_support import two_models_on_one_source
+from mmos_core.cli.app import app
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import shared_dir
 from rq import SimpleWorker
 from sqlalchemy import func, select, text
 
-from conftest import shared_dir
-from mmos_core.conversations.importers import ParsedConversation, ParsedMessage, parse_conversation_file
-from mmos_core.conversations.models import (
+from mmos_core.core.db import session_scope
+from mmos_core.core.domain import RQ_QUEUES
+from mmos_core.core.redis import get_redis
+from mmos_core.jobs.enqueue import get_queue
+from mmos_core.models.conversations import (
     Contradiction,
     Conversation,
     ConversationLoop,
@@ -19,10 +22,8 @@ from mmos_core.conversations.models import (
     MessageCitation,
     MessageEmbedding,
 )
-from mmos_core.db import session_scope
-from mmos_core.domain import RQ_QUEUES
-from mmos_core.queue import get_queue, get_redis
 from mmos_core.services import conversations as svc
+from mmos_core.text.conversation_import import ParsedConversation, ParsedMessage, parse_conversation_file
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -94,7 +95,7 @@ def test_import_then_one_job_analyses_every_message_in_order(embedder_or_skip):
 def test_candidates_come_from_the_index_not_all_pairs(embedder_or_skip, monkeypatch):
     monkeypatch.setenv("MMOS_CONVERSATION_CANDIDATE_K", "3")
     monkeypatch.setenv("MMOS_CONVERSATION_RECENT_TURNS", "2")
-    from mmos_core.config import get_settings
+    from mmos_core.core.config import get_settings
 
     get_settings.cache_clear()
     try:
@@ -132,7 +133,7 @@ def test_nearest_messages_are_complete_even_when_the_index_scan_comes_back_short
     cid = _conversation([("A", f"{FILLER[i % 6]} Item {i}.") for i in range(8)])
     analyze_conversation(cid)
     monkeypatch.setenv("MMOS_CONVERSATION_HNSW_EF_SEARCH", "1")
-    from mmos_core.config import get_settings
+    from mmos_core.core.config import get_settings
 
     get_settings.cache_clear()
     try:
@@ -302,7 +303,7 @@ def test_who_and_when_log_keeps_its_labels_next_to_the_detections(embedder_or_sk
 def test_cli_imports_and_shows_a_conversation(embedder_or_skip, tmp_path):
     from typer.testing import CliRunner
 
-    from mmos_core.cli import app
+    from mmos_core.cli.app import app
 
     f = tmp_path / "chat.json"
     f.write_text(json.dumps([{"role": "assistant", "name": a, "content": c} for a, c in _looping_conversation()]))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from fakes import chat_completion
 from rq import SimpleWorker
 
-from fakes import chat_completion
-from mmos_core.db import session_scope
-from mmos_core.domain import RQ_QUEUES
-from mmos_core.queue import get_queue, get_redis
+from mmos_core.core.db import session_scope
+from mmos_core.core.domain import RQ_QUEUES
+from mmos_core.core.redis import get_redis
+from mmos_core.jobs.enqueue import get_queue
 from mmos_core.services import conversations as svc
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -62,7 +63,7 @@ def test_three_agents_debate_each_turn_stored_and_analysed(fake_llm, embedder_or
     # every debate call is in ai_logs as a conversation turn (seed 002)
     from sqlalchemy import select
 
-    from mmos_core.model_catalog.models import AiLog
+    from mmos_core.models.catalog import AiLog
 
     with session_scope() as session:
         logs = session.scalars(select(AiLog).order_by(AiLog.id)).all()
@@ -101,7 +102,7 @@ def test_a_failed_debate_resumes_where_it_stopped(fake_llm, embedder_or_skip):
     assert state["n"] == 5  # two turns, one failed call, then only the two missing turns
     from sqlalchemy import select
 
-    from mmos_core.model_catalog.models import AiLog
+    from mmos_core.models.catalog import AiLog
 
     with session_scope() as session:
         statuses = [log.status for log in session.scalars(select(AiLog).order_by(AiLog.id))]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
-from mmos_core.db import session_scope
-from mmos_core.domain import CATEGORIES
-from mmos_core.intake import parse_pasted
+from mmos_core.core.db import session_scope
+from mmos_core.core.domain import CATEGORIES
 from mmos_core.models import Fragment, FragmentRelationship, ProcessingBatch
 from mmos_core.services.coverage import (
     ADEQUATE,
@@ -20,6 +19,7 @@ from mmos_core.services.coverage import (
     source_choices,
 )
 from mmos_core.services.sources import create_source
+from mmos_core.text.intake import parse_pasted
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

@@ -8,10 +8,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from mmos_core.auth import create_user
-from mmos_core.db import session_scope
-from mmos_core.intake import parse_pasted
+from mmos_core.core.db import session_scope
 from mmos_core.models import Budget, ExtractionCall, ModelPerformance, ProcessingBatch, SourceChunk, SourceProcessing
+from mmos_core.services.auth import create_user
 from mmos_core.services.dashboard import (
     BudgetPermissionError,
     cheapest_above,
@@ -26,6 +25,7 @@ from mmos_core.services.dashboard import (
     spend_rows,
 )
 from mmos_core.services.sources import create_source
+from mmos_core.text.intake import parse_pasted
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

@@ -6,11 +6,11 @@ from decimal import Decimal
 
 import pytest
 
-from mmos_core.db import session_scope
-from mmos_core.estimate import estimate_batch_cost, estimate_for_source
-from mmos_core.intake import parse_pasted
+from mmos_core.core.db import session_scope
 from mmos_core.llm.catalog import get_model, local_models, price_snapshot
+from mmos_core.services.estimate import estimate_batch_cost, estimate_for_source
 from mmos_core.services.sources import create_source
+from mmos_core.text.intake import parse_pasted
 
 
 def test_estimate_for_source_per_model(clean_db, monkeypatch):

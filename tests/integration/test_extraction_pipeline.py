@@ -10,18 +10,20 @@ import sys
 import time
 
 import pytest
+from fakes import chat_completion, quote_answer
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
-from fakes import chat_completion, quote_answer
-from mmos_core.db import session_scope
-from mmos_core.domain import RQ_QUEUES
-from mmos_core.intake import first_words, parse_pasted
+from mmos_core.core.db import session_scope
+from mmos_core.core.domain import RQ_QUEUES
+from mmos_core.core.redis import get_redis
+from mmos_core.jobs.enqueue import get_queue
 from mmos_core.models import ExtractionCall, Fragment, ModelPerformance, ProcessingBatch, ProcessingQueue
-from mmos_core.queue import enqueue, get_queue, get_redis, reconcile
-from mmos_core.services.batches import batch_progress, queue_extraction
+from mmos_core.services.batches import batch_progress, enqueue_batches, queue_extraction
 from mmos_core.services.comparison import align_batches, batch_stats
+from mmos_core.services.queue_admin import reconcile
 from mmos_core.services.sources import create_source
+from mmos_core.text.intake import first_words, parse_pasted
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -64,7 +66,7 @@ def test_two_models_extract_traced_fragments(fake_llm, embedder_or_skip, darwin_
         jobs = queue_extraction(session=session, source_id=source_id, model_names=[SMALL, LARGE])
         statuses = [session.get(ProcessingBatch, j.batch_id).batch_status for j in jobs]
     assert statuses == ["pending", "pending"]
-    enqueue(jobs)
+    enqueue_batches(jobs)
     _drain()
 
     with session_scope() as session:
@@ -101,7 +103,7 @@ def test_cloud_model_cost_uses_the_snapshotted_litellm_price(fake_llm, embedder_
         jobs = queue_extraction(session=session, source_id=source_id, model_names=["gpt-4o-mini"])
         snap = session.get(ProcessingBatch, jobs[0].batch_id).price_snapshot
     assert snap["input_cost_per_token"] == 1.5e-07 and snap["output_cost_per_token"] == 6e-07
-    enqueue(jobs)
+    enqueue_batches(jobs)
     _drain()
     with session_scope() as session:
         batch = session.get(ProcessingBatch, jobs[0].batch_id)
@@ -124,7 +126,7 @@ def test_quotes_found_and_not_found_in_one_batch(fake_llm, embedder_or_skip, dar
     fake_llm["respond"] = respond
     with session_scope() as session:
         jobs = queue_extraction(session=session, source_id=source_id, model_names=[SMALL])
-    enqueue(jobs)
+    enqueue_batches(jobs)
     _drain()
     with session_scope() as session:
         assert session.get(ProcessingBatch, jobs[0].batch_id).batch_status == "completed"
@@ -159,7 +161,7 @@ def test_malformed_answer_is_recorded_and_batch_still_completes(fake_llm, embedd
     fake_llm["respond"] = respond
     with session_scope() as session:
         jobs = queue_extraction(session=session, source_id=source_id, model_names=[SMALL])
-    enqueue(jobs)
+    enqueue_batches(jobs)
     _drain()
     with session_scope() as session:
         batch = session.get(ProcessingBatch, jobs[0].batch_id)
@@ -184,7 +186,7 @@ def test_transient_provider_errors_are_retried(fake_llm, embedder_or_skip, monke
     fake_llm["respond"] = respond
     with session_scope() as session:
         jobs = queue_extraction(session=session, source_id=source_id, model_names=[SMALL])
-    enqueue(jobs)
+    enqueue_batches(jobs)
     _drain()
     assert calls["n"] == 3
     with session_scope() as session:
@@ -194,14 +196,14 @@ def test_transient_provider_errors_are_retried(fake_llm, embedder_or_skip, monke
 def test_persistent_provider_failure_keeps_the_error_and_no_fragments(fake_llm, embedder_or_skip, monkeypatch):
     monkeypatch.setenv("MMOS_LLM_MAX_RETRIES", "1")
     monkeypatch.setenv("MMOS_JOB_MAX_ATTEMPTS", "1")
-    from mmos_core.config import get_settings
+    from mmos_core.core.config import get_settings
 
     get_settings.cache_clear()
     source_id, _ = _source("My father was a man of great kindness.\n\nHe was also very tall and observant.")
     fake_llm["respond"] = lambda req: (500, {"error": {"message": "boom", "type": "server_error"}})
     with session_scope() as session:
         jobs = queue_extraction(session=session, source_id=source_id, model_names=[SMALL])
-    enqueue(jobs)
+    enqueue_batches(jobs)
     _drain()
     with session_scope() as session:
         batch = session.get(ProcessingBatch, jobs[0].batch_id)
@@ -239,9 +241,9 @@ def test_job_killed_half_way_leaves_no_fragments_and_resumes(fake_llm, embedder_
     with session_scope() as session:
         jobs = queue_extraction(session=session, source_id=source_id, model_names=[SMALL])
     batch_id = jobs[0].batch_id
-    enqueue(jobs)
+    enqueue_batches(jobs)
     env = dict(os.environ)
-    worker = subprocess.Popen([sys.executable, "-m", "mmos_core.cli", "worker", "--burst"], env=env, start_new_session=True)
+    worker = subprocess.Popen([sys.executable, "-m", "mmos_core.cli.app", "worker", "--burst"], env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -266,7 +268,7 @@ def test_job_killed_half_way_leaves_no_fragments_and_resumes(fake_llm, embedder_
     with session_scope() as session:
         todo = reconcile(session=session, stale_after_s=0)
     assert [j.batch_id for j in todo] == [batch_id]
-    enqueue(todo)
+    enqueue_batches(todo)
     _drain()
     with session_scope() as session:
         batch = session.get(ProcessingBatch, batch_id)

@@ -8,10 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from mmos_core.auth import create_user
-from mmos_core.db import session_scope
-from mmos_core.intake import parse_pasted
-from mmos_core.lake import get_lake, is_lake_worthy
+from mmos_core.core.db import session_scope
 from mmos_core.models import (
     AsiInference,
     BeamTensor,
@@ -21,7 +18,10 @@ from mmos_core.models import (
     TrainingSample,
 )
 from mmos_core.services import inference_log as il
+from mmos_core.services.auth import create_user
 from mmos_core.services.sources import create_source
+from mmos_core.storage.lake import get_lake, is_lake_worthy
+from mmos_core.text.intake import parse_pasted
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

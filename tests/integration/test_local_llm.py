@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mmos_core.config import Settings
+from mmos_core.core.config import Settings
 from mmos_core.llm import server
 from mmos_core.llm.local_models import LOCAL_MODELS, is_model_present
 
@@ -140,14 +140,15 @@ def test_real_model_through_the_extraction_job(local_server, services, clean_db,
     from rq import SimpleWorker
     from sqlalchemy import select
 
-    from mmos_core.config import get_settings
-    from mmos_core.db import session_scope
-    from mmos_core.domain import RQ_QUEUES
-    from mmos_core.intake import parse_pasted
+    from mmos_core.core.config import get_settings
+    from mmos_core.core.db import session_scope
+    from mmos_core.core.domain import RQ_QUEUES
+    from mmos_core.core.redis import get_redis
+    from mmos_core.jobs.enqueue import get_queue
     from mmos_core.models import ExtractionCall, Fragment, ProcessingBatch
-    from mmos_core.queue import enqueue, get_queue, get_redis
-    from mmos_core.services.batches import queue_extraction
+    from mmos_core.services.batches import enqueue_batches, queue_extraction
     from mmos_core.services.sources import create_source
+    from mmos_core.text.intake import parse_pasted
 
     monkeypatch.setenv("MMOS_LLM_PORT", str(local_server.llm_port))
     get_settings.cache_clear()
@@ -158,7 +159,7 @@ def test_real_model_through_the_extraction_job(local_server, services, clean_db,
                 person="Charles Darwin", source_type="book", quality="primary", extraction_priority="HIGH",
             )
             jobs = queue_extraction(session=session, source_id=source.id, model_names=[ALIAS])
-        enqueue(jobs)
+        enqueue_batches(jobs)
         SimpleWorker([get_queue(q) for q in RQ_QUEUES], connection=get_redis()).work(burst=True)
         with session_scope() as session:
             batch = session.get(ProcessingBatch, jobs[0].batch_id)

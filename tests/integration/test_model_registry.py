@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from mmos_core.db import session_scope
+from mmos_core.core.db import session_scope
 from mmos_core.embeddings.embedder import EmbedderUnavailable, default_model_dir
 from mmos_core.models import AsiInference, OnnxModel
 from mmos_core.services import model_registry as reg
@@ -123,7 +123,7 @@ def test_ensure_registered_and_load_sets_ready(embedder_or_skip, tmp_path):
     assert embedder.embed_one("hello").shape == (384,)
     model = _status("all-MiniLM-L6-v2")
     assert model.status == "ready" and model.error_message is None
-    assert model.loaded_at is not None and (dt.datetime.now(dt.timezone.utc) - model.loaded_at).total_seconds() < 120
+    assert model.loaded_at is not None and (dt.datetime.now(dt.UTC) - model.loaded_at).total_seconds() < 120
     assert model.performance_metrics["load_time_ms"] > 0 and model.performance_metrics["loads"] == 1
 
 
@@ -142,7 +142,7 @@ def test_ensure_registered_int8_and_unprovisioned(tmp_path):
 
 
 def test_performance_summary_hourly_rollup():
-    h1 = dt.datetime(2026, 1, 2, 10, 0, tzinfo=dt.timezone.utc)
+    h1 = dt.datetime(2026, 1, 2, 10, 0, tzinfo=dt.UTC)
     h2 = h1 + dt.timedelta(hours=1)
     with session_scope() as s:
         s.add_all([OnnxModel(name="m1", model_path="/x/model.onnx", tokenizer_path="/x/tokenizer.json", status="ready"),
@@ -207,11 +207,11 @@ def test_seed_conventions_are_checked():
 
 
 def test_downgrade_to_0002_and_upgrade_again():
+    from alembic import command
     from sqlalchemy import inspect
 
-    from mmos_core.db import get_engine
-    from mmos_core.migrate import alembic_config, upgrade
-    from alembic import command
+    from mmos_core.core.db import get_engine
+    from mmos_core.core.migrate import alembic_config, upgrade
 
     new = {"onnx_models", "asi_inferences", "beam_tensors", "sacred_interventions", "context_metrics", "training_samples"}
     get_engine().dispose()

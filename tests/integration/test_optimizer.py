@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
+from fakes import chat_completion, quote_answer
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
-from fakes import chat_completion, quote_answer
-from mmos_core.db import session_scope
-from mmos_core.domain import RQ_QUEUES
-from mmos_core.intake import first_words, parse_pasted
+from mmos_core.core.db import session_scope
+from mmos_core.core.domain import RQ_QUEUES
+from mmos_core.core.redis import get_redis
+from mmos_core.jobs.enqueue import get_queue
 from mmos_core.models import Fragment, ModelPerformance, OptimizationRun, ProcessingBatch
-from mmos_core.queue import enqueue, get_queue, get_redis
-from mmos_core.services.batches import queue_extraction
+from mmos_core.services.batches import enqueue_batches, queue_extraction
 from mmos_core.services.optimizer import find_sweet_spot, process_batch, reprocess_suggestions
 from mmos_core.services.quality import batch_quality
 from mmos_core.services.sources import create_source
+from mmos_core.text.intake import first_words, parse_pasted
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -70,7 +71,7 @@ def test_progressive_run_escalates_from_a_hallucinating_model_and_the_sweet_spot
     with session_scope() as s:
         runs, jobs = process_batch(session=s, source_ids=[sid], strategy="progressive", models=[LARGE, SMALL],
                                    quality_threshold=3.0, sample_chunks=2)
-    enqueue(jobs)
+    enqueue_batches(jobs)
     _drain()
 
     with session_scope() as s:
@@ -99,7 +100,7 @@ def test_agreement_uses_verified_fragments_when_there_are_any(fake_llm, embedder
     fake_llm["respond"] = lambda req: (200, chat_completion(quote_answer(_sentences(_passage(req), 2))))
     with session_scope() as s:
         jobs = queue_extraction(session=s, source_id=sid, model_names=[SMALL, LARGE])
-    enqueue(jobs)
+    enqueue_batches(jobs)
     _drain()
     small, large = (j.batch_id for j in jobs)
     with session_scope() as s:
@@ -121,7 +122,7 @@ def test_sweet_spot_picks_the_cheaper_model_that_clears_the_bar(fake_llm, embedd
     fake_llm["respond"] = lambda req: (200, chat_completion(quote_answer(_sentences(_passage(req), 3))))
     with session_scope() as s:
         jobs = queue_extraction(session=s, source_id=sid, model_names=[SMALL, LARGE])
-    enqueue(jobs)
+    enqueue_batches(jobs)
     _drain()
     with session_scope() as s:
         spot = find_sweet_spot(session=s, source_id=sid, quality_threshold=5.0)
@@ -135,7 +136,7 @@ def test_sweet_spot_picks_the_cheaper_model_that_clears_the_bar(fake_llm, embedd
 def test_a_failing_provider_falls_back_to_the_next_model(fake_llm, embedder_or_skip, darwin_text, monkeypatch):
     monkeypatch.setenv("MMOS_JOB_MAX_ATTEMPTS", "1")
     monkeypatch.setenv("MMOS_LLM_MAX_RETRIES", "1")
-    from mmos_core.config import get_settings
+    from mmos_core.core.config import get_settings
 
     get_settings.cache_clear()
     sid = _source(darwin_text, 600)
@@ -148,7 +149,7 @@ def test_a_failing_provider_falls_back_to_the_next_model(fake_llm, embedder_or_s
     fake_llm["respond"] = respond
     with session_scope() as s:
         runs, jobs = process_batch(session=s, source_ids=[sid], strategy="aggressive", models=[SMALL, LARGE])
-    enqueue(jobs)
+    enqueue_batches(jobs)
     _drain()
     with session_scope() as s:
         run = s.get(OptimizationRun, runs[0].id)
@@ -172,7 +173,7 @@ def test_replayed_cascade_costs_and_quality_come_from_stored_answers(fake_llm, e
     fake_llm["respond"] = respond
     with session_scope() as s:
         jobs = queue_extraction(session=s, source_id=sid, model_names=[SMALL, LARGE])
-    enqueue(jobs)
+    enqueue_batches(jobs)
     _drain()
     requests_before = len(fake_llm["requests"])
     with session_scope() as s:
@@ -198,7 +199,7 @@ def test_cross_batch_agreement_matches_fragments_of_two_models(fake_llm, embedde
         _sentences(_passage(req), 2), relevance=3 if req["model"].endswith(SMALL) else 9)))
     with session_scope() as s:
         jobs = queue_extraction(session=s, source_id=sid, model_names=[SMALL, LARGE])
-    enqueue(jobs)
+    enqueue_batches(jobs)
     _drain()
     with session_scope() as s:
         [row] = cross_batch_agreement(session=s)
@@ -217,7 +218,7 @@ def test_a_review_after_scoring_marks_the_source_stale_until_it_is_rescored(fake
     fake_llm["respond"] = lambda req: (200, chat_completion(quote_answer(_sentences(_passage(req), 2))))
     with session_scope() as s:
         jobs = queue_extraction(session=s, source_id=sid, model_names=[SMALL])
-    enqueue(jobs)
+    enqueue_batches(jobs)
     _drain()
     with session_scope() as s:
         assert stale_sources(session=s) == []

@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from fakes import chat_completion, quote_answer
 from rq import SimpleWorker
 from rq.job import Job
 from sqlalchemy import func, select
 
-from fakes import chat_completion, quote_answer
-from mmos_core.db import session_scope
-from mmos_core.domain import RQ_QUEUES
-from mmos_core.intake import first_words, parse_pasted
+from mmos_core.core.db import session_scope
+from mmos_core.core.domain import RQ_QUEUES
+from mmos_core.core.redis import get_redis
+from mmos_core.jobs.enqueue import get_queue
+from mmos_core.jobs.rq_admin import cancel_job, job_statuses, list_workers
 from mmos_core.models import ExtractionCall, Fragment, ProcessingBatch, ProcessingQueue
-from mmos_core.queue import cancel_job, enqueue, get_queue, get_redis, job_statuses, list_workers, move_job
-from mmos_core.services.batches import queue_extraction
+from mmos_core.services.batches import enqueue_batches, queue_extraction
 from mmos_core.services.extraction_run import mark_attempt_failed
 from mmos_core.services.queue_admin import (
     QueueActionError,
     cancel_queue_job,
     list_queue_jobs,
+    move_batch_job,
     reprioritise_job,
     retry_job,
 )
 from mmos_core.services.sources import create_source
+from mmos_core.text.intake import first_words, parse_pasted
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -46,7 +47,7 @@ def _source(text: str, *, words: int | None = None, priority: str = "HIGH", qual
 def _queue(source_id: int):
     with session_scope() as session:
         [job] = queue_extraction(session=session, source_id=source_id, model_names=[SMALL])
-    enqueue([job])
+    enqueue_batches([job])
     return job
 
 
@@ -63,7 +64,7 @@ def _passage_sentence(req: dict) -> str:
 def test_retry_of_a_failed_batch_resumes_and_completes(fake_llm, embedder_or_skip, darwin_text, monkeypatch):
     monkeypatch.setenv("MMOS_LLM_MAX_RETRIES", "1")
     monkeypatch.setenv("MMOS_JOB_MAX_ATTEMPTS", "1")
-    from mmos_core.config import get_settings
+    from mmos_core.core.config import get_settings
 
     get_settings.cache_clear()
     source_id, n_chunks = _source(darwin_text, words=900)
@@ -94,7 +95,7 @@ def test_retry_of_a_failed_batch_resumes_and_completes(fake_llm, embedder_or_ski
         [waiting] = list_queue_jobs(session=session, statuses=["waiting"])
         assert waiting.batch_status == "pending" and waiting.attempts == 0
         assert waiting.last_error.startswith("Retried by alice after:")
-    enqueue([retried])
+    enqueue_batches([retried])
     _drain()
 
     with session_scope() as session:
@@ -162,7 +163,7 @@ def test_reprioritise_moves_the_waiting_job_to_the_high_queue():
     with session_scope() as session:
         result = reprioritise_job(session=session, queue_id=job.queue_id, priority=9, by="alice")
     assert result.effective_priority == 18 and result.rq_queue == "high"
-    assert move_job(result.move) is True
+    assert move_batch_job(result.move) is True
 
     assert job.rq_job_id in get_queue("high").job_ids
     assert job.rq_job_id not in get_queue("default").job_ids

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from mmos_core import realtime as rt
+from mmos_core.storage import realtime as rt
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -195,8 +195,8 @@ def test_outage_degrades_without_crash_or_wrong_numbers(dead):
 @pytest.fixture()
 def dead_default(monkeypatch, tmp_path):
     """The process's configured Redis (`REDIS_URL`) points at a server that does not exist."""
-    from mmos_core.config import get_settings
-    from mmos_core.queue import get_redis
+    from mmos_core.core.config import get_settings
+    from mmos_core.core.redis import get_redis
 
     monkeypatch.setenv("REDIS_URL", f"unix://{tmp_path / 'nobody.sock'}?db=0")
     get_settings.cache_clear()
@@ -216,8 +216,8 @@ def test_default_client_degrades_when_the_configured_redis_is_down(dead_default)
 
 def test_default_client_follows_the_process_redis_again(dead_default):
     assert rt.current_signal() is None  # down
-    from mmos_core.config import get_settings
-    from mmos_core.queue import get_redis
+    from mmos_core.core.config import get_settings
+    from mmos_core.core.redis import get_redis
 
     os.environ.pop("REDIS_URL", None)  # back to the session's embedded Redis
     get_settings.cache_clear()

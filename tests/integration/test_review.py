@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from fakes import chat_completion, quote_answer
 from sqlalchemy import func, select
 
-from fakes import chat_completion, quote_answer
-from mmos_core.auth import create_user
-from mmos_core.db import session_scope
-from mmos_core.intake import parse_pasted
+from mmos_core.core.db import session_scope
 from mmos_core.models import Fragment, FragmentEdit, ProcessingBatch, Tag
 from mmos_core.services import review
+from mmos_core.services.auth import create_user
 from mmos_core.services.feedback import regenerate_fragment, regenerations
 from mmos_core.services.review import FragmentFilter, ReviewError
 from mmos_core.services.sources import create_source
+from mmos_core.text.intake import parse_pasted
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

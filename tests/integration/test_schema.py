@@ -7,9 +7,9 @@ import re
 import pytest
 from sqlalchemy import inspect, text
 
-from mmos_core.db import get_engine, session_scope
-from mmos_core.intake import parse_pasted
+from mmos_core.core.db import get_engine, session_scope
 from mmos_core.services.sources import create_source
+from mmos_core.text.intake import parse_pasted
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -34,7 +34,7 @@ def test_models_match_migrations():
     """`alembic check`: the ORM models and the migrations describe the same schema."""
     from alembic import command
 
-    from mmos_core.migrate import alembic_config
+    from mmos_core.core.migrate import alembic_config
 
     command.check(alembic_config())
 

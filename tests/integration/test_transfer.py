@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from mmos_core.db import session_scope
-from mmos_core.intake import parse_pasted
+from mmos_core.core.db import session_scope
 from mmos_core.models import Fragment, ModelPerformance, ProcessingBatch, SourceProcessing
 from mmos_core.services.sources import create_source
 from mmos_core.services.transfer import (
@@ -25,6 +24,7 @@ from mmos_core.services.transfer import (
     to_csv_bytes,
     to_parquet_bytes,
 )
+from mmos_core.text.intake import parse_pasted
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

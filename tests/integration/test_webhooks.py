@@ -11,9 +11,10 @@ from rq import SimpleWorker
 from rq.job import JobStatus
 from werkzeug import Response
 
-from mmos_core.config import get_settings
-from mmos_core.queue import get_queue, get_redis
-from mmos_core.webhooks import WEBHOOK_QUEUE, emit, sign, verify_signature
+from mmos_core.core.config import get_settings
+from mmos_core.core.redis import get_redis
+from mmos_core.jobs.enqueue import get_queue
+from mmos_core.services.webhooks import WEBHOOK_QUEUE, emit, sign, verify_signature
 
 SECRET = "whsec-test"
 
@@ -142,13 +143,13 @@ def test_verify_signature_rejects_stale_and_malformed():
 def test_after_batch_finished_emits_batch_source_and_queue_events(hooks_on):
     from sqlalchemy import select
 
-    from mmos_core.db import session_scope
-    from mmos_core.intake import parse_pasted
+    from mmos_core.core.db import session_scope
     from mmos_core.llm.catalog import local_models
     from mmos_core.models import ProcessingBatch, ProcessingQueue
     from mmos_core.services.batches import queue_extraction
     from mmos_core.services.sources import create_source
-    from mmos_core.webhooks import after_batch_finished
+    from mmos_core.services.webhooks import after_batch_finished
+    from mmos_core.text.intake import parse_pasted
 
     hooks_on.expect_request("/hook", method="POST").respond_with_data("ok")
     with session_scope() as session:

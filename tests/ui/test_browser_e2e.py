@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fakes import chat_completion, quote_answer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,7 +67,7 @@ def live_app(services, clean_db, fake_llm, embedder_or_skip):
              "--server.headless", "true", "--browser.gatherUsageStats", "false"],
             env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ),
-        subprocess.Popen([sys.executable, "-m", "mmos_core.cli", "worker"], env=env, cwd=REPO,
+        subprocess.Popen([sys.executable, "-m", "mmos_core.cli.app", "worker"], env=env, cwd=REPO,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     ]
     try:
@@ -99,8 +98,8 @@ def _open(page, base: str, path: str) -> None:
 def test_sign_in_extract_verify_like_dashboard(live_app, fake_llm):
     from playwright.sync_api import expect, sync_playwright
 
-    from mmos_core.auth import create_user
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
+    from mmos_core.services.auth import create_user
 
     with session_scope() as session:
         create_user(session=session, username="ada", role="admin", password="analytical engine")

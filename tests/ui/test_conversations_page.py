@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-
 from ui_support import signed_in, texts
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "conversations.py")
@@ -21,9 +20,9 @@ def at(clean_db):
 
 
 def _analysed_conversation(messages, *, metadata=None, title="Bridge talk") -> int:
-    from mmos_core.conversations.importers import ParsedConversation, ParsedMessage
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
     from mmos_core.services import conversations as svc
+    from mmos_core.text.conversation_import import ParsedConversation, ParsedMessage
     from workers.conversations import analyze_conversation
 
     parsed = ParsedConversation(
@@ -52,8 +51,8 @@ def test_empty_page_says_how_to_start(at):
 
 
 def test_health_chart_and_contradiction_side_by_side_with_acknowledge(at, embedder_or_skip):
-    from mmos_core.conversations.models import Contradiction
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
+    from mmos_core.models.conversations import Contradiction
 
     cid = _analysed_conversation(BRIDGE)
     at.run()
@@ -97,8 +96,8 @@ def test_the_logs_failure_labels_are_shown_next_to_the_detections(at, embedder_o
 
 
 def test_pasted_conversation_is_imported_and_its_analysis_queued(at):
-    from mmos_core.db import session_scope
-    from mmos_core.queue import get_queue
+    from mmos_core.core.db import session_scope
+    from mmos_core.jobs.enqueue import get_queue
     from mmos_core.services import conversations as svc
 
     at.run()
@@ -114,7 +113,7 @@ def test_pasted_conversation_is_imported_and_its_analysis_queued(at):
 
 
 def test_bad_paste_is_refused_and_nothing_is_written(at):
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
     from mmos_core.services import conversations as svc
 
     at.run()
@@ -126,8 +125,8 @@ def test_bad_paste_is_refused_and_nothing_is_written(at):
 
 
 def test_debate_form_queues_a_debate_job(at):
-    from mmos_core.db import session_scope
-    from mmos_core.queue import get_queue
+    from mmos_core.core.db import session_scope
+    from mmos_core.jobs.enqueue import get_queue
     from mmos_core.services import conversations as svc
 
     at.run()

@@ -10,9 +10,7 @@ import pytest
 import streamlit as st
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
-
 from ui_support import signed_in, texts
-
 
 PAGES = Path(__file__).resolve().parents[2] / "pages"
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -20,9 +18,9 @@ TIMEOUT = 60
 
 
 def make_source() -> int:
-    from mmos_core.db import session_scope
-    from mmos_core.intake import parse_pasted
+    from mmos_core.core.db import session_scope
     from mmos_core.services.sources import create_source
+    from mmos_core.text.intake import parse_pasted
 
     text = "I was born at Shrewsbury on February 12th, 1809.\n\nNo pursuit at Cambridge was followed with eagerness."
     with session_scope() as session:
@@ -42,7 +40,7 @@ def page(name: str, role: str) -> AppTest:
 
 def spend_today(source_id: int) -> None:
     """Two models' completed batches on the source, with calls made now."""
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
     from mmos_core.models import ExtractionCall, ModelPerformance, ProcessingBatch, SourceChunk, SourceProcessing
 
     with session_scope() as s:
@@ -87,7 +85,7 @@ def test_manager_sees_charts_and_saves_a_budget(clean_db):
     assert texts(at.success) == ["Budget saved."]
     assert any("Over the daily limit on:" in t for t in texts(at.warning))
 
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
     from mmos_core.models import Budget, User
 
     with session_scope() as s:
@@ -115,7 +113,7 @@ def test_reviewer_cannot_open_the_dashboard(clean_db):
 
 
 def test_analyst_opens_import_export(clean_db, embedder_or_skip):
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
     from mmos_core.services.transfer import import_legacy_fragments, parse_legacy_file
 
     source_id = make_source()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
-
 from ui_support import signed_in, texts
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "models.py")
@@ -28,8 +27,8 @@ def _frame(at: AppTest, key: str):
 
 
 def _sync_small():
-    from mmos_core.db import session_scope
-    from mmos_core.model_catalog.sync import sync_catalog
+    from mmos_core.core.db import session_scope
+    from mmos_core.services.catalog.sync import sync_catalog
 
     chat = {"mode": "chat", "litellm_provider": "openai", "supports_response_schema": True}
     with session_scope() as session:
@@ -64,7 +63,7 @@ def test_manager_syncs_an_empty_catalog_and_filters_it(clean_db):
 
 
 def test_recommendations_show_intervals_and_counts_and_a_user_pins_a_model(clean_db):
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
     from mmos_core.models import ProcessingBatch, UserFeedback
 
     _sync_small()
@@ -97,8 +96,8 @@ def test_recommendations_show_intervals_and_counts_and_a_user_pins_a_model(clean
 
 
 def test_recent_calls_show_how_each_model_was_selected(clean_db):
-    from mmos_core.db import session_scope
-    from mmos_core.model_catalog.ai_logs import log_call
+    from mmos_core.core.db import session_scope
+    from mmos_core.services.catalog.ai_logs import log_call
 
     _sync_small()
     with session_scope() as session:

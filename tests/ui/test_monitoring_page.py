@@ -13,8 +13,8 @@ PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "monitoring.py")
 
 @pytest.fixture()
 def at(clean_db):
-    from mmos_core.auth import create_user
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
+    from mmos_core.services.auth import create_user
 
     with session_scope() as session:
         user = create_user(session=session, username="mona", role="manager", password="correct horse battery")
@@ -30,7 +30,7 @@ def test_empty_page_says_so(at):
 
 
 def test_page_shows_rate_hallucinations_and_latency(at):
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
 
     with session_scope() as session:
         session.execute(

@@ -6,16 +6,13 @@ page code are the real ones.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
-
-from ui_support import signed_in, texts
-
 from fakes import chat_completion, quote_answer
+from streamlit.testing.v1 import AppTest
+from ui_support import signed_in, texts
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 TIMEOUT = 60
@@ -55,9 +52,9 @@ def add_source(at: AppTest, text: str, title: str) -> AppTest:
 
 
 def make_source(text: str = TEXT, title: str = "Autobiography") -> int:
-    from mmos_core.db import session_scope
-    from mmos_core.intake import parse_pasted
+    from mmos_core.core.db import session_scope
     from mmos_core.services.sources import create_source
+    from mmos_core.text.intake import parse_pasted
 
     with session_scope() as session:
         source = create_source(
@@ -139,7 +136,7 @@ def test_queue_extraction_shows_pending_batches(app, fake_llm):
 
     from rq import Queue
 
-    from mmos_core.queue import get_redis
+    from mmos_core.core.redis import get_redis
 
     queued = {job_id for name in ("high", "default", "low") for job_id in Queue(name, connection=get_redis()).job_ids}
     assert len(queued) == 2 and all(j.startswith("extract-batch-") for j in queued)
@@ -157,7 +154,7 @@ def test_comparison_without_completed_batches(app):
 
 
 def test_comparison_of_two_completed_batches(app, fake_llm, embedder_or_skip):
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
     from mmos_core.services.batches import queue_extraction
     from workers.extraction import run_extraction
 
@@ -212,7 +209,7 @@ def test_batch_output_feedback_on_the_comparison_page(app, fake_llm, embedder_or
     """A reviewer likes a whole batch output and regenerates it; both land in ai_user_feedback."""
     from sqlalchemy import select
 
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
     from mmos_core.models import ProcessingBatch, UserFeedback
     from mmos_core.services.batches import queue_extraction
     from workers.extraction import run_extraction

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
-
 from quality_support import two_models_on_one_source
+from streamlit.testing.v1 import AppTest
 from ui_support import signed_in, texts
 
 PAGES = Path(__file__).resolve().parents[2] / "pages"

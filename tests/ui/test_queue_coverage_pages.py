@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-
 from ui_support import signed_in, texts
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -27,11 +26,11 @@ def page(role: str, path: str) -> AppTest:
 
 def _failed_job() -> tuple[int, int, str]:
     """A queued batch whose only attempt failed (as the worker's failure callback leaves it)."""
-    from mmos_core.db import session_scope
-    from mmos_core.intake import parse_pasted
+    from mmos_core.core.db import session_scope
     from mmos_core.services.batches import queue_extraction
     from mmos_core.services.extraction_run import mark_attempt_failed
     from mmos_core.services.sources import create_source
+    from mmos_core.text.intake import parse_pasted
 
     with session_scope() as session:
         src = create_source(
@@ -71,9 +70,9 @@ def test_queue_page_lists_a_failed_job_and_retries_it(fake_llm):
     assert waiting["rq status"][0] == "queued"
     assert waiting["last error"][0].startswith("Retried by analyst-user after: InternalServerError")
 
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
+    from mmos_core.jobs.enqueue import get_queue
     from mmos_core.models import ProcessingBatch
-    from mmos_core.queue import get_queue
 
     with session_scope() as session:
         assert session.get(ProcessingBatch, batch_id).batch_status == "pending"
@@ -82,7 +81,7 @@ def test_queue_page_lists_a_failed_job_and_retries_it(fake_llm):
 
 @pytest.mark.usefixtures("clean_db")
 def test_queue_page_cancels_a_waiting_job():
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
     from mmos_core.models import ProcessingBatch
 
     queue_id, batch_id, _ = _failed_job()

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-
 from ui_support import signed_in, texts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,9 +31,9 @@ QUOTES = [
 
 
 def make_source() -> int:
-    from mmos_core.db import session_scope
-    from mmos_core.intake import parse_pasted
+    from mmos_core.core.db import session_scope
     from mmos_core.services.sources import create_source
+    from mmos_core.text.intake import parse_pasted
 
     with session_scope() as session:
         return create_source(
@@ -45,7 +44,7 @@ def make_source() -> int:
 
 def _fragments() -> list[tuple[int, str]]:
     """Three fragments of one batch of the test source, as (id, code)."""
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
     from mmos_core.models import Fragment, ProcessingBatch, Source
 
     source_id = make_source()
@@ -116,8 +115,8 @@ def test_reviewer_sees_fragments_and_verifies_one(fragments):
 
 
 def test_another_reviewers_verdict_cannot_be_changed(fragments):
-    from mmos_core.auth import create_user
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
+    from mmos_core.services.auth import create_user
     from mmos_core.services.review import reject
 
     fid, _ = fragments[0]
@@ -153,7 +152,7 @@ def test_full_text_search_shows_only_matching_fragments(fragments):
 
 
 def test_details_add_a_tag_and_a_relationship(fragments):
-    (fid, code), (other_id, other_code) = fragments[0], fragments[2]
+    (fid, code), (_other_id, other_code) = fragments[0], fragments[2]
     at = _review_as("reviewer")
     at.toggle(key=f"details_{fid}").set_value(True)
     at.run()
@@ -178,9 +177,10 @@ def test_details_add_a_tag_and_a_relationship(fragments):
     assert not at.exception, at.exception
     assert "Feedback recorded: like." in texts(at.success)
     assert any(t.startswith("1 likes · 0 dislikes") for t in texts(at.caption))
-    from mmos_core.db import session_scope
-    from mmos_core.models import UserFeedback
     from sqlalchemy import select
+
+    from mmos_core.core.db import session_scope
+    from mmos_core.models import UserFeedback
 
     with session_scope() as session:
         [row] = session.scalars(select(UserFeedback)).all()

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-
 from ui_support import texts
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -53,8 +52,8 @@ def at(clean_db, monkeypatch) -> AppTest:
 
 
 def make_user(username: str, role: str, password: str = PASSWORD):
-    from mmos_core.auth import create_user
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
+    from mmos_core.services.auth import create_user
 
     with session_scope() as session:
         return create_user(session=session, username=username, role=role, password=password)
@@ -141,7 +140,7 @@ def test_wrong_password_shows_one_message_and_no_page(at):
 
 
 def test_deactivated_account_cannot_sign_in(at):
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
     from mmos_core.services.users import set_active
 
     admin = make_user("root", "admin")
@@ -240,8 +239,8 @@ def test_users_page_adds_account(admin_on_users):
     assert list(table["role"]) == ["analyst", "reviewer", "admin"]
     assert "$argon2" not in all_page_text(at)
 
-    from mmos_core.auth import authenticate
-    from mmos_core.db import session_scope
+    from mmos_core.core.db import session_scope
+    from mmos_core.services.auth import authenticate
 
     with session_scope() as session:
         assert authenticate(session=session, username="eve", password="a new password").role.value == "reviewer"

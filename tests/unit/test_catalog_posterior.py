@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mmos_core.model_catalog.posterior import (
+from mmos_core.analysis.posterior import (
     FeedbackTally,
     beta_cdf,
     beta_ppf,

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from mmos_core.model_catalog.sync import cost_bucket, local_rows, model_row
+from mmos_core.services.catalog.sync import cost_bucket, local_rows, model_row
 
 TODAY = dt.date(2026, 11, 21)
 

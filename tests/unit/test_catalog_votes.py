@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mmos_core.model_catalog.votes import VoteImportError, feedback_of, parse_votes, posterior_from_votes, win_rates
+from mmos_core.services.catalog.votes import VoteImportError, feedback_of, parse_votes, posterior_from_votes, win_rates
 
 
 def line(m1: str, m2: str, score: int, row: int, qid: int = 1) -> str:

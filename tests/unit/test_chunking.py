@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mmos_core.chunking import chunk_text, paragraph_spans
-from mmos_core.intake import parse_upload
+from mmos_core.text.chunking import chunk_text, paragraph_spans
+from mmos_core.text.intake import parse_upload
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmos_core.conversations.detectors import (
+from mmos_core.analysis.detectors import (
     Citation,
     CitationCheck,
     ContradictionFinding,
@@ -23,7 +23,6 @@ from mmos_core.conversations.detectors import (
     health_point,
     verify_citation,
 )
-from mmos_core.conversations.detectors import health as H
 
 
 def msg(i: int, agent: str, text: str, emb: np.ndarray | None = None, role: str = "assistant") -> MessageView:

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import shared_dir
-from mmos_core.conversations.importers import (
+
+from mmos_core.text.conversation_import import (
     ConversationImportError,
     parse_conversation_file,
     parse_pasted_conversation,

@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from mmos_core.estimate import CostEstimate, estimate_batch_cost
 from mmos_core.llm.catalog import ModelSpec, litellm, price_snapshot
 from mmos_core.llm.cost import PriceSnapshot
 from mmos_core.llm.extraction import build_messages
+from mmos_core.services.estimate import CostEstimate, estimate_batch_cost
 
 GPT = ModelSpec(name="gpt-4o-mini", provider="openai", litellm_model="gpt-4o-mini", is_local=False)
 LOCAL = ModelSpec(

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from mmos_core.domain import CallStatus
-from mmos_core.llm.extraction import RESPONSE_SCHEMA, parse_answer, response_format
+from mmos_core.core.domain import CallStatus
 from mmos_core.llm.catalog import ModelSpec
+from mmos_core.llm.extraction import RESPONSE_SCHEMA, parse_answer, response_format
 
 GOOD = {
     "category": "Values and Beliefs",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mmos_core.intake import IntakeError, parse_pasted, parse_upload
+from mmos_core.text.intake import IntakeError, parse_pasted, parse_upload
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 LIMIT = 1_000_000

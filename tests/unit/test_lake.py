@@ -7,7 +7,7 @@ import datetime as dt
 import pyarrow.parquet as pq
 import pytest
 
-from mmos_core.lake import (
+from mmos_core.storage.lake import (
     EMBEDDING_DIM,
     SCHEMA,
     ConfidenceLake,

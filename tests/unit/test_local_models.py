@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mmos_core.config import Settings
+from mmos_core.core.config import Settings
 from mmos_core.llm import server
 from mmos_core.llm.local_models import (
     LOCAL_MODELS,

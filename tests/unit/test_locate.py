@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mmos_core.intake import parse_upload
-from mmos_core.locate import locate_quote
+from mmos_core.text.intake import parse_upload
+from mmos_core.text.locate import locate_quote
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

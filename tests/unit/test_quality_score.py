@@ -1,10 +1,10 @@
-"""The 0-10 quality rule and its intervals (mmos_core/quality.py), table-driven."""
+"""The 0-10 quality rule and its intervals (mmos_core/analysis/quality_score.py), table-driven."""
 
 from __future__ import annotations
 
 import pytest
 
-from mmos_core.quality import QualityCounts, f1, human_weight, score, wilson_interval
+from mmos_core.analysis.quality_score import QualityCounts, f1, human_weight, score, wilson_interval
 
 
 @pytest.mark.parametrize(

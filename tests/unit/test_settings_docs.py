@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import AliasChoices
 
-from mmos_core.config import Settings
+from mmos_core.core.config import Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
