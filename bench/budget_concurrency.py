@@ -1,4 +1,4 @@
-"""Eight RQ workers against a tiny daily budget: does spend stay under the cap? (issue 4, part 3)
+"""Eight RQ workers against a tiny daily budget: does spend stay under the cap? (docs/quality.md)
 
     python bench/budget_concurrency.py [--workers 8] [--cap 0.004] [--latency 0.5]
 

@@ -241,7 +241,7 @@ JOIN source_chunks c ON c.source_id = sp.source_id
 WHERE b.batch_code LIKE :tag
 """
 
-# model_performance as the worker writes it at completion (seed 000 section 4A).
+# model_performance as the worker writes it at completion (the core design section 4A).
 PERFORMANCE_SQL = """
 INSERT INTO model_performance (model_provider, model_name, source_id, batch_id, source_type, fragments_extracted,
     extraction_quality_avg, relevance_score_avg, confidence_avg, cost_usd, cost_per_fragment, tokens_per_fragment,

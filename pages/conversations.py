@@ -1,10 +1,11 @@
-"""Conversation health (seed 004): health over time, contradictions, loops, citations; live while running."""
+"""Conversation health (the conversations design): health over time, contradictions, loops, citations; live while running."""
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from mmos_core.core.config import get_settings
+from mmos_core.core.domain import ConversationStatus, InterventionStatus
 from mmos_core.embeddings.embedder import EmbedderUnavailable
 from mmos_core.services import conversations as svc
 from mmos_core.services.auth import Permission
@@ -14,8 +15,9 @@ from mmos_core.text.conversation_import import (
     parse_pasted_conversation,
 )
 from mmos_core.ui import failed_enqueues, local_model_names, require, sidebar_status, transaction
+from mmos_core.ui_review import render_turn_drilldown
 
-user = require(Permission.view_coverage)
+user = require(Permission.view_monitoring)
 sidebar_status()
 st.title("Conversations")
 st.caption(
@@ -99,9 +101,9 @@ def _loop_card(lp: svc.LoopAlert) -> None:
         )
         if lp.intervention_message:
             st.markdown(f"Proposed intervention: _{lp.intervention_message}_")
-        if lp.intervention_status in ("pending", "acknowledged"):
+        if lp.intervention_status in (InterventionStatus.pending.value, InterventionStatus.acknowledged.value):
             a, b, c, _ = st.columns([1, 1, 1, 3])
-            if lp.intervention_status == "pending":
+            if lp.intervention_status == InterventionStatus.pending.value:
                 a.button("Acknowledge", key=f"ack_l_{lp.id}", on_click=_act, args=(svc.acknowledge_loop, "loop_id", lp.id))
             b.button("Resolve", key=f"res_l_{lp.id}", on_click=_act, args=(svc.resolve_loop, "loop_id", lp.id))
             c.button("Dismiss", key=f"dis_l_{lp.id}", help="Not a real loop", on_click=_act,
@@ -187,6 +189,11 @@ def render_conversation(conversation_id: int, was_live: bool) -> None:
                 "content": st.column_config.TextColumn(width="large"),
             },
         )
+        turns = {r["#"]: r["id"] for r in rows if r["round"] is not None and r["role"] == "assistant"}
+        if turns:
+            with st.expander("LLM call of a debate turn"):
+                seq = st.selectbox("Message #", list(turns), key=f"turn_call_{conversation_id}")
+                render_turn_drilldown(turns[seq])
     else:
         st.caption("No messages yet.")
 
@@ -204,7 +211,7 @@ with view_tab:
         cols = st.columns([1, 1, 4])
         if cols[0].button("Re-analyse", key="conversation_reanalyse", help="Run every detector again on every message, in order (idempotent)."):
             with transaction() as session:
-                svc.set_status(session=session, conversation_id=selected, status="queued")
+                svc.set_status(session=session, conversation_id=selected, status=ConversationStatus.queued.value)
                 svc.enqueue_analysis(selected, force=True, session=session)
             if failed_enqueues(session):
                 st.error(f"Could not queue the analysis: {'; '.join(failed_enqueues(session))}")

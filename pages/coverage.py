@@ -1,4 +1,7 @@
-"""Coverage: the 8 categories of a person or of chosen sources, gap status, and contradicting fragments."""
+"""Coverage: the 8 categories of a person or of chosen sources, gap status, and contradicting fragments.
+
+The scope (person, or chosen sources) lives in the URL (`?scope=Sources&sources=3,5`, `?person=…`), so a
+copied link reopens it (docs/ARCHITECTURE.md, "Rules")."""
 
 import pandas as pd
 import plotly.express as px
@@ -14,7 +17,7 @@ from mmos_core.services.coverage import (
     people,
     source_choices,
 )
-from mmos_core.ui import require, sidebar_status, transaction
+from mmos_core.ui import int_list, keep_in_query, require, seed_from_query, sidebar_status, transaction
 
 user = require(Permission.view_coverage)
 sidebar_status()
@@ -27,15 +30,25 @@ with transaction() as session:
     persons = people(session=session)
     choices = source_choices(session=session)
 
+seed_from_query({"coverage_scope": ("scope", str), "coverage_person": ("person", str),
+                 "coverage_sources": ("sources", int_list)})
+labels = {c.source_id: f"{c.source_code} — {c.title}" + (f" ({c.person})" if c.person else "") for c in choices}
+if st.session_state.get("coverage_scope") not in (None, "Person", "Sources"):
+    st.session_state["coverage_scope"] = "Person"
+if st.session_state.get("coverage_person") not in (None, ALL, *persons):
+    st.session_state["coverage_person"] = ALL
+if any(i not in labels for i in st.session_state.get("coverage_sources") or []):
+    st.session_state["coverage_sources"] = [i for i in st.session_state["coverage_sources"] if i in labels]
 scope = st.radio("Scope", ["Person", "Sources"], horizontal=True, key="coverage_scope")
 person = None
 source_ids = None
 if scope == "Person":
     picked = st.selectbox("Person", [ALL, *persons], key="coverage_person")
     person = None if picked == ALL else picked
+    keep_in_query({"scope": None, "person": person, "sources": None})
 else:
-    labels = {c.source_id: f"{c.source_code} — {c.title}" + (f" ({c.person})" if c.person else "") for c in choices}
     source_ids = st.multiselect("Sources", list(labels), format_func=labels.get, key="coverage_sources")
+    keep_in_query({"scope": scope, "person": None, "sources": source_ids})
     if not source_ids:
         st.info("Choose one or more sources.")
         st.stop()

@@ -12,9 +12,9 @@ from mmos_core.services.dashboard import (
     QUALITY_LABELS,
     BudgetPermissionError,
     cheapest_above,
+    cost_and_quality_by_model,
     days_against_budget,
     get_budget,
-    model_quality,
     models_over_fragment_limit,
     models_with_performance,
     savings_vs_baseline,
@@ -37,7 +37,7 @@ start, end = picked
 
 with transaction() as session:
     rows = spend_rows(session=session, start=start, end=end)
-    models = model_quality(session=session, start=start, end=end)
+    models = cost_and_quality_by_model(session=session, start=start, end=end)
     budget = get_budget(session=session)
     baselines = models_with_performance(session=session)
 
@@ -180,7 +180,7 @@ else:
         },
     )
     st.caption(
-        "Self-reported quality is seed 000's AVG(confidence × 10): the model grading itself. "
+        "Self-reported quality is the core design's AVG(confidence × 10): the model grading itself. "
         "'Quotes found in source' is measured: the share of direct quotes located in the source text."
     )
 

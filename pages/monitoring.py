@@ -9,13 +9,13 @@ from mmos_core.services.auth import Permission
 from mmos_core.storage.lake import get_lake
 from mmos_core.ui import require, sidebar_status, transaction
 
-user = require(Permission.view_coverage)
+user = require(Permission.view_monitoring)
 sidebar_status()
 st.title("Inference monitoring")
 st.caption(
     "Every embedding-based analysis (fragment grounding, message analysis, search queries) is logged in "
     "`asi_inferences`. Confidence is the measured support of a text by its evidence; flux/sacred positions "
-    "shown elsewhere are seed 003's conventions and never change these figures."
+    "shown elsewhere are the monitoring design's conventions and never change these figures."
 )
 
 
@@ -61,15 +61,15 @@ if recent.empty:
 else:
     recent = recent.rename(
         columns={
-            "flux_position": "flux position (seed 003 convention)",
-            "is_sacred": "sacred 3/6/9 (seed 003 convention)",
+            "flux_position": "flux position (the monitoring design convention)",
+            "is_sacred": "sacred 3/6/9 (the monitoring design convention)",
             "elp_channels": "ELP (similarity to appeal prototypes)",
         }
     )
     st.dataframe(recent, hide_index=True, width="stretch")
     st.caption(
         "Measured: confidence (support by the evidence), hallucination (confidence < 0.5), archetype (nearest "
-        "prototype). Seed 003 conventions (flux position, sacred positions, its +0.15 'boost' kept in "
+        "prototype). The monitoring design conventions (flux position, sacred positions, its +0.15 'boost' kept in "
         "sacred_interventions) are recorded as the seed states and never change a measured value."
     )
 st.caption(

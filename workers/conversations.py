@@ -1,4 +1,4 @@
-"""RQ jobs of conversations (issue 6, seed 004): analyse messages, analyse a conversation, run a local debate.
+"""RQ jobs of conversations (docs/conversations.md): analyse messages, analyse a conversation, run a local debate.
 
 Enqueued by `mmos_core.services.conversations.enqueue_analysis` / `enqueue_debate` (default queue,
 explicit job timeout, `Retry(max=2)`); they take ids, open their own sessions and commit message by
@@ -18,9 +18,10 @@ from rq import get_current_job
 
 from mmos_core.core.config import get_settings
 from mmos_core.core.db import session_scope
+from mmos_core.core.domain import AiLogStatus, ConversationStatus
 from mmos_core.llm.catalog import get_model, price_snapshot
 from mmos_core.llm.cost import cost_usd
-from mmos_core.llm.extraction import ProviderError, complete_with_retries, completion_kwargs
+from mmos_core.llm.debate import chat_turn, debate_messages, strip_own_name
 from mmos_core.services import conversations as svc
 from mmos_core.services.budget_guard import release, reserve_with_wait, settle, worst_case_call_cost
 from mmos_core.services.catalog.ai_logs import log_call
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 
 #: Messages embedded per onnxruntime call while analysing a conversation.
 EMBED_BATCH = 32
-#: Earlier debate messages shown to the next speaker (the 0.5B/1.5B models have a 4k context).
-DEBATE_CONTEXT_MESSAGES = 6
 
 
 def _embedder():
@@ -65,10 +64,10 @@ def analyze_conversation(conversation_id: int, force: bool = False) -> dict[str,
     """
     with session_scope() as session:
         conv = svc.get_conversation(session=session, conversation_id=conversation_id)
-        if conv.status == "running":
+        if conv.status == ConversationStatus.running.value:
             return {"skipped": "a debate is running in this conversation; it analyses its own messages"}
         ids = svc.pending_message_ids(session=session, conversation_id=conversation_id, force=force)
-        svc.set_status(session=session, conversation_id=conversation_id, status="analyzing")
+        svc.set_status(session=session, conversation_id=conversation_id, status=ConversationStatus.analyzing.value)
     embedder, model = _embedder()
     times: list[float] = []
     candidates = 0
@@ -88,7 +87,7 @@ def analyze_conversation(conversation_id: int, force: bool = False) -> dict[str,
             times.append((time.perf_counter() - t0) * 1000)
             candidates += out.candidates
     with session_scope() as session:
-        svc.set_status(session=session, conversation_id=conversation_id, status="completed")
+        svc.set_status(session=session, conversation_id=conversation_id, status=ConversationStatus.completed.value)
     return {
         "conversation_id": conversation_id,
         "analyzed": len(ids),
@@ -116,60 +115,7 @@ def _summary(out: svc.AnalysisOutcome) -> dict[str, Any]:
     }
 
 
-# --- debate ---------------------------------------------------------------------------------------
-
-SYSTEM_PROMPT = (
-    "You are {name}, one of {n} participants in a debate. Topic: {topic}\n"
-    "Other participants: {others}. Give your own view in two to four sentences: make one concrete claim, "
-    "answer the previous speaker by name when there is one, and do not repeat what was already said. "
-    "Plain text only, no lists, no headings, do not write your own name first."
-)
-
-
-def debate_messages(*, topic: str, speaker: str, others: list[str], transcript: list[tuple[str, str]]) -> list[dict[str, str]]:
-    """Chat messages for one debate turn: the speaker's instructions, then the latest turns as
-    `Name: text` lines (at most `DEBATE_CONTEXT_MESSAGES`)."""
-    system = SYSTEM_PROMPT.format(name=speaker, n=len(others) + 1, topic=topic, others=", ".join(others))
-    recent = transcript[-DEBATE_CONTEXT_MESSAGES:]
-    if recent:
-        lines = "\n\n".join(f"{who}: {what}" for who, what in recent)
-        user = f"The debate so far (latest turns):\n\n{lines}\n\nYour turn, {speaker}."
-    else:
-        user = f"You open the debate, {speaker}. State your position on: {topic}"
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-
-def _chat(model_name: str, messages: list[dict[str, str]]) -> tuple[str, int, int, int]:
-    """One debate turn through litellm: (text, completion tokens, prompt tokens, duration ms).
-
-    Transient provider errors are retried with backoff (`llm_max_retries` attempts).
-    Raises: mmos_core.llm.extraction.ProviderError after the retries, or when the answer is empty.
-    """
-
-    settings = get_settings()
-    kwargs = completion_kwargs(
-        get_model(model_name), messages, temperature=settings.conversation_debate_temperature,
-        max_tokens=settings.conversation_debate_max_tokens, settings=settings,
-    )
-    response, attempts, duration_ms = complete_with_retries(kwargs, label=model_name, settings=settings)
-    text_ = (response.choices[0].message.content or "").strip()
-    if not text_:
-        raise ProviderError(f"{model_name} gave an empty answer", retryable=True, attempts=attempts, duration_ms=duration_ms)
-    usage = getattr(response, "usage", None)
-    return (
-        text_,
-        int(getattr(usage, "completion_tokens", 0) or 0),
-        int(getattr(usage, "prompt_tokens", 0) or 0),
-        duration_ms,
-    )
-
-
-def _strip_own_name(text_: str, name: str) -> str:
-    # small models often start with "Name:" despite the instruction
-    for prefix in (f"{name}:", f"**{name}:**", f"**{name}**:"):
-        if text_.startswith(prefix):
-            return text_[len(prefix) :].lstrip()
-    return text_
+# --- debate (prompt, model call and answer clean-up: mmos_core.llm.debate) ------------------------
 
 
 def run_debate(conversation_id: int) -> dict[str, Any]:
@@ -195,7 +141,7 @@ def run_debate(conversation_id: int) -> dict[str, Any]:
             (m.round_number, m.turn_index): m for m in svc.list_messages(session=session, conversation_id=conversation_id)
         }
         transcript = [(m.agent_name or "?", m.content) for m in sorted(done.values(), key=lambda m: m.sequence_number)]
-        svc.set_status(session=session, conversation_id=conversation_id, status="running")
+        svc.set_status(session=session, conversation_id=conversation_id, status=ConversationStatus.running.value)
     embedder, model = _embedder()
     agents = config["agents"]
     names = [a["name"] for a in agents]
@@ -208,19 +154,19 @@ def run_debate(conversation_id: int) -> dict[str, Any]:
             messages = debate_messages(topic=config["topic"], speaker=agent["name"], others=others, transcript=transcript)
             spec = get_model(agent["model"])
             prices = price_snapshot(spec)
-            # priced (cloud) debaters draw on the same daily budget as extraction (issue 4's reservations)
+            # priced (cloud) debaters draw on the same daily budget as extraction (the reservations of docs/quality.md)
             reservation = reserve_with_wait(
                 session_factory=session_scope, model_name=spec.name,
                 amount_usd=worst_case_call_cost(spec=spec, prices=prices, messages=messages,
                                                 max_tokens=get_settings().conversation_debate_max_tokens),
             )
             try:
-                text_, completion_tokens, prompt_tokens, ms = _chat(agent["model"], messages)
+                text_, completion_tokens, prompt_tokens, ms = chat_turn(agent["model"], messages)
             except Exception as exc:
                 with session_scope() as session:
                     release(session=session, reservation=reservation)
                     log_call(session=session, model_name=spec.name, category_key="conversation_turn",
-                             status="provider_error", selected_by="user_override",
+                             status=AiLogStatus.provider_error.value, selected_by="user_override",
                              attempts=getattr(exc, "attempts", 1) or 1, latency_ms=getattr(exc, "duration_ms", None),
                              error=str(exc))
                 retryable = getattr(exc, "retryable", True)
@@ -228,7 +174,7 @@ def run_debate(conversation_id: int) -> dict[str, Any]:
                     job.retries_left = 0  # an unknown model or a bad request will not fix itself
                     job.save()
                 raise
-            text_ = _strip_own_name(text_, agent["name"])
+            text_ = strip_own_name(text_, agent["name"])
             with session_scope() as session:
                 msg = svc.add_message(
                     session=session,
@@ -246,7 +192,7 @@ def run_debate(conversation_id: int) -> dict[str, Any]:
                 message_id = msg.id
                 cost = cost_usd(prices, input_tokens=prompt_tokens, output_tokens=completion_tokens)
                 settle(session=session, reservation=reservation, cost_usd=cost)
-                log_call(session=session, model_name=spec.name, category_key="conversation_turn", status="ok",
+                log_call(session=session, model_name=spec.name, category_key="conversation_turn", status=AiLogStatus.ok.value,
                          selected_by="user_override", input_tokens=prompt_tokens, output_tokens=completion_tokens,
                          cost_usd=cost, latency_ms=ms)
             with session_scope() as session:
@@ -254,7 +200,7 @@ def run_debate(conversation_id: int) -> dict[str, Any]:
             transcript.append((agent["name"], text_))
             new += 1
     with session_scope() as session:
-        svc.set_status(session=session, conversation_id=conversation_id, status="completed")
+        svc.set_status(session=session, conversation_id=conversation_id, status=ConversationStatus.completed.value)
     return {"conversation_id": conversation_id, "messages": new, "turns": int(config["rounds"]) * len(agents)}
 
 
@@ -268,7 +214,7 @@ def on_conversation_job_failure(job, connection, exc_type, exc_value, tb) -> Non
             svc.set_status(
                 session=session,
                 conversation_id=conversation_id,
-                status="failed" if final else "queued",
+                status=ConversationStatus.failed.value if final else ConversationStatus.queued.value,
                 error=error if final else f"retrying after: {error}",
             )
     except Exception:

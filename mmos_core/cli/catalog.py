@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Model catalog and recommendations (seed 002).")
+app = typer.Typer(no_args_is_help=True, help="Model catalog and recommendations (the catalog design).")
 
 
 def _fail(message: str, code: int = 1) -> None:

@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Multi-agent conversations: import, run, analyse (seed 004).")
+from mmos_core.core.domain import ConversationStatus
+
+app = typer.Typer(no_args_is_help=True, help="Multi-agent conversations: import, run, analyse (the conversations design).")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -69,31 +74,80 @@ def import_(
         if bad:
             _fail(f"--line {bad[0]} is out of range: the file holds {len(parsed)} conversation(s).")
         parsed = [parsed[n - 1] for n in line]
-    with db.session_scope() as session:
-        ids = svc.import_conversations(session=session, parsed=parsed)
-        if not analyze:
-            for cid in ids:
-                svc.set_status(session=session, conversation_id=cid, status="idle")
-    for cid, p in zip(ids, parsed, strict=True):
-        typer.echo(f"conversation {cid}: {len(p.messages)} messages  {p.title[:90]}")
-    if analyze:
-        _analyze(ids, force=False, now=now)
+    from mmos_core.cli.progress import bars
+
+    total = sum(len(p.messages) for p in parsed)
+    with bars() as progress:
+        ids: list[int] = []
+        with db.session_scope() as session:  # one transaction; one call per conversation for the bar
+            progress("import (messages)", 0, total)
+            for p in parsed:
+                ids += svc.import_conversations(session=session, parsed=[p])
+                progress("import (messages)", sum(len(q.messages) for q in parsed[: len(ids)]), total)
+            if not analyze:
+                for cid in ids:
+                    svc.set_status(session=session, conversation_id=cid, status=ConversationStatus.idle.value)
+        for cid, p in zip(ids, parsed, strict=True):
+            progress.log(f"conversation {cid}: {len(p.messages)} messages  {p.title[:90]}")
+        if analyze:
+            sizes = {cid: len(p.messages) for cid, p in zip(ids, parsed, strict=True)}
+            _analyze(ids, force=False, now=now, progress=progress if now else None, sizes=sizes)
 
 
-def _analyze(ids: list[int], *, force: bool, now: bool) -> None:
+def _analyze(ids: list[int], *, force: bool, now: bool, progress=None, sizes: dict[int, int] | None = None) -> None:
+    """Analyse (`now`) or enqueue the analysis of each conversation. With `progress` (a
+    `cli.progress.BarReporter`) and `sizes` (conversation id -> messages) an in-process run draws
+    "analyse (messages)": messages analysed of all the conversations' messages."""
     from mmos_core.services import conversations as svc
 
+    echo = progress.log if progress is not None else typer.echo
+    before = 0
     for cid in ids:
         if now:
             from workers.conversations import analyze_conversation
 
-            out = analyze_conversation(cid, force=force)
-            typer.echo(f"conversation {cid}: analysed {out.get('analyzed', 0)} messages "
-                       f"(p50 {_ms(out.get('p50_ms'))}, p95 {_ms(out.get('p95_ms'))} per message)" if "skipped" not in out
-                       else f"conversation {cid}: skipped: {out['skipped']}")
+            with _analysis_bar(progress, cid, before, sizes or {}):
+                out = analyze_conversation(cid, force=force)
+            before += (sizes or {}).get(cid, 0)
+            echo(f"conversation {cid}: analysed {out.get('analyzed', 0)} messages "
+                 f"(p50 {_ms(out.get('p50_ms'))}, p95 {_ms(out.get('p95_ms'))} per message)" if "skipped" not in out
+                 else f"conversation {cid}: skipped: {out['skipped']}")
         else:
             job = svc.enqueue_analysis(cid, force=force)
-            typer.echo(f"conversation {cid}: analysis queued as {job} (run `mmos worker`)")
+            echo(f"conversation {cid}: analysis queued as {job} (run `mmos worker`)")
+
+
+@contextmanager
+def _analysis_bar(progress, conversation_id: int, before: int, sizes: dict[int, int], every_s: float = 0.5) -> Iterator[None]:
+    """While the block analyses `conversation_id`, a thread re-reads its unanalysed messages every `every_s`
+    seconds and moves the "analyse (messages)" bar to `before` + analysed; the bar is full at the end."""
+    if progress is None or not sizes:
+        yield
+        return
+    from mmos_core.core import db
+    from mmos_core.services import conversations as svc
+
+    total, size = sum(sizes.values()), sizes.get(conversation_id, 0)
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(every_s):
+            try:
+                with db.session_scope() as session:
+                    left = len(svc.pending_message_ids(session=session, conversation_id=conversation_id))
+            except Exception:  # the bar is a courtesy: a failed read never stops the analysis
+                continue
+            progress("analyse (messages)", before + max(0, size - left), total)
+
+    progress("analyse (messages)", before, total)
+    thread = threading.Thread(target=poll, name="mmos-analysis-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+    progress("analyse (messages)", before + size, total)
 
 
 def _one_line(text: str, n: int = 100) -> str:
@@ -179,7 +233,7 @@ def analyze(
         except svc.ConversationNotFound as exc:
             _fail(str(exc))
         if not now:
-            svc.set_status(session=session, conversation_id=conversation_id, status="queued")
+            svc.set_status(session=session, conversation_id=conversation_id, status=ConversationStatus.queued.value)
     _analyze([conversation_id], force=force, now=now)
 
 

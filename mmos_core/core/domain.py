@@ -1,6 +1,6 @@
 """Vocabulary of the workbench: source types, quality tiers, priorities, fragment categories.
 
-Values follow seeds 000/001 (`sources.quality`, `extraction_priority`, the 8 categories, the
+Values follow the core and optimizer designs (`sources.quality`, `extraction_priority`, the 8 categories, the
 `v_queue_status` effective-priority rule).
 """
 
@@ -10,7 +10,7 @@ import enum
 
 
 class SourceType(str, enum.Enum):
-    """Kind of source material (seed 000 `sources.source_type`)."""
+    """Kind of source material (the core design `sources.source_type`)."""
 
     interview = "interview"
     podcast = "podcast"
@@ -30,7 +30,7 @@ class QualityTier(str, enum.Enum):
 
 
 class ExtractionPriority(str, enum.Enum):
-    """Analyst-set urgency of a source (seed 000 `sources.extraction_priority`)."""
+    """Analyst-set urgency of a source (the core design `sources.extraction_priority`)."""
 
     CRITICAL = "CRITICAL"
     VERY_HIGH = "VERY_HIGH"
@@ -39,7 +39,7 @@ class ExtractionPriority(str, enum.Enum):
     LOW = "LOW"
 
 
-#: Queue priority (0-10) of each extraction priority; seed 000 queues use 10 for important work.
+#: Queue priority (0-10) of each extraction priority; the core design queues use 10 for important work.
 PRIORITY_POINTS: dict[ExtractionPriority, int] = {
     ExtractionPriority.CRITICAL: 10,
     ExtractionPriority.VERY_HIGH: 8,
@@ -48,7 +48,7 @@ PRIORITY_POINTS: dict[ExtractionPriority, int] = {
     ExtractionPriority.LOW: 2,
 }
 
-#: Seed 000 `v_queue_status`: primary ×2, secondary ×1.5, tertiary ×1.
+#: The core design `v_queue_status`: primary ×2, secondary ×1.5, tertiary ×1.
 QUALITY_MULTIPLIER: dict[QualityTier, float] = {
     QualityTier.primary: 2.0,
     QualityTier.secondary: 1.5,
@@ -57,7 +57,7 @@ QUALITY_MULTIPLIER: dict[QualityTier, float] = {
 
 
 def effective_priority(priority: int, quality: QualityTier | str) -> float:
-    """Seed 000's effective priority: `priority × {primary: 2, secondary: 1.5, tertiary: 1}`.
+    """The core design's effective priority: `priority × {primary: 2, secondary: 1.5, tertiary: 1}`.
 
     Args:
         priority: queue priority, 0-10.
@@ -84,7 +84,7 @@ RQ_QUEUES: tuple[str, ...] = ("high", "default", "low")
 
 
 class Category(str, enum.Enum):
-    """The 8 fragment categories of the MMOS taxonomy (seed 000 coverage analysis)."""
+    """The 8 fragment categories of the MMOS taxonomy (the core design coverage analysis)."""
 
     Biographical = "Biographical"
     Cognitive = "Cognitive"
@@ -129,7 +129,7 @@ class BatchStatus(str, enum.Enum):
 
 
 class QueueStatus(str, enum.Enum):
-    """Status of a `processing_queue` row (seed 000)."""
+    """Status of a `processing_queue` row (the core design)."""
 
     waiting = "waiting"
     processing = "processing"
@@ -153,3 +153,85 @@ class RelationshipType(str, enum.Enum):
     contradicts = "contradicts"
     elaborates = "elaborates"
     duplicates = "duplicates"
+
+
+class SourceProcessingStatus(str, enum.Enum):
+    """`source_processing.processing_status`: the source's side of one batch."""
+
+    pending = "pending"
+    processing = "processing"
+    completed = "completed"
+    failed = "failed"
+
+
+class ReservationStatus(str, enum.Enum):
+    """`budget_reservations.status`: held against the day's cap until settled or released (docs/quality.md)."""
+
+    held = "held"
+    settled = "settled"
+    released = "released"
+
+
+class OptimizationStatus(str, enum.Enum):
+    """`optimization_runs.status`: sampling a few chunks → running every chunk → completed | failed."""
+
+    sampling = "sampling"
+    full = "full"
+    completed = "completed"
+    failed = "failed"
+
+
+class CatalogModelStatus(str, enum.Enum):
+    """`ai_models.status`: priced by litellm (active / deprecated) or only known from imported votes."""
+
+    active = "active"
+    deprecated = "deprecated"
+    external = "external"
+
+
+class AiLogStatus(str, enum.Enum):
+    """`ai_logs.status`: outcome of one logged LLM call."""
+
+    ok = "ok"
+    malformed = "malformed"
+    provider_error = "provider_error"
+    error = "error"
+
+
+class OnnxModelStatus(str, enum.Enum):
+    """`onnx_models.status` of a registered embedding model."""
+
+    ready = "ready"
+    loading = "loading"
+    error = "error"
+    disabled = "disabled"
+
+
+class ConversationStatus(str, enum.Enum):
+    """`conversations.status`: idle (imported) → queued / analyzing, or running (a debate) → completed | failed."""
+
+    idle = "idle"
+    queued = "queued"
+    analyzing = "analyzing"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+
+
+class InterventionStatus(str, enum.Enum):
+    """`conversation_loops.intervention_status`: pending → acknowledged → resolved, or dismissed."""
+
+    pending = "pending"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+    dismissed = "dismissed"
+
+
+class RejectReason(str, enum.Enum):
+    """Why a reviewer rejected a fragment; each maps to the automatic check it tests (docs/quality.md)."""
+
+    misquote = "misquote"
+    wrong_speaker = "wrong_speaker"
+    unsupported_insight = "unsupported_insight"
+    wrong_category = "wrong_category"
+    trivial = "trivial"

@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mmos_core.core.domain import ReservationStatus
 from mmos_core.models.base import Base, now
 
 
@@ -52,7 +53,7 @@ class BudgetReservation(Base):
     model_name: Mapped[str] = mapped_column(String(200))
     reserved_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6))
     settled_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
-    status: Mapped[str] = mapped_column(String(10), default="held")
+    status: Mapped[str] = mapped_column(String(10), default=ReservationStatus.held.value)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=now())
     settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 

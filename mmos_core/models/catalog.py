@@ -1,7 +1,7 @@
-"""Seed 002 tables (migration 0005): ai_models, ai_task_categories, ai_model_task_mappings, ai_user_preferences,
+"""The catalog design tables (migration 0005): ai_models, ai_task_categories, ai_model_task_mappings, ai_user_preferences,
 ai_model_performance_aggregates, ai_logs. (`ai_user_feedback` lives in mmos_core.models, migration 0002.)
 
-Deviations from seed 002, and why:
+Deviations from the catalog design, and why:
 
 - Integer keys like every other table of the workbench (the seed uses UUIDs; nothing here is created
   outside PostgreSQL, so a UUID buys nothing).
@@ -46,6 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mmos_core.core.domain import CatalogModelStatus
 from mmos_core.models.base import Base
 
 COST_BUCKETS = ("free", "low", "medium", "high", "unknown")
@@ -62,7 +63,7 @@ def _now() -> Any:
 
 
 class AiModel(Base):
-    """Seed 002 `ai_models`: one model the workbench knows of, with capabilities, limits and prices.
+    """The catalog design `ai_models`: one model the workbench knows of, with capabilities, limits and prices.
 
     Filled by `mmos catalog sync` from litellm's bundled price map (chat models) plus the local
     llama.cpp models (price 0), and by vote imports (`status='external'`).
@@ -91,7 +92,7 @@ class AiModel(Base):
     price_source: Mapped[str | None] = mapped_column(String(200))
     overall_quality_score: Mapped[Decimal | None] = mapped_column(Numeric(3, 2))  # 1-5 mean stars (refresh)
     reliability_score: Mapped[Decimal | None] = mapped_column(Numeric(5, 4))  # 0-1 share of ok calls (refresh)
-    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    status: Mapped[str] = mapped_column(String(16), default=CatalogModelStatus.active.value, server_default=CatalogModelStatus.active.value)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     is_local: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     is_recommended: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
@@ -116,7 +117,7 @@ class AiModel(Base):
 
 
 class AiTaskCategory(Base):
-    """Seed 002 `ai_task_categories`: a kind of LLM task with required capabilities and defaults."""
+    """The catalog design `ai_task_categories`: a kind of LLM task with required capabilities and defaults."""
 
     __tablename__ = "ai_task_categories"
 
@@ -144,7 +145,7 @@ class AiTaskCategory(Base):
 
 
 class AiModelTaskMapping(Base):
-    """Seed 002 `ai_model_task_mappings`: how suitable a model is for a task category.
+    """The catalog design `ai_model_task_mappings`: how suitable a model is for a task category.
 
     `base_suitability` (0-1) is the prior; `suitability_score` is the posterior mean after feedback
     (see `mmos_core.analysis.posterior`), refreshed with the like/dislike/regenerate totals.
@@ -185,7 +186,7 @@ class AiModelTaskMapping(Base):
 
 
 class AiUserPreference(Base):
-    """Seed 002 `ai_user_preferences`: one user's record with one model on one task category.
+    """The catalog design `ai_user_preferences`: one user's record with one model on one task category.
 
     `is_pinned`: the model this user chose for the category (at most one per user and category).
     `preference_score` (0-1): the posterior mean of this user's own feedback, with the model's
@@ -231,7 +232,7 @@ class AiUserPreference(Base):
 
 
 class AiModelPerformanceAggregate(Base):
-    """Seed 002 `ai_model_performance_aggregates`: per model, task category and period, from ai_logs and feedback.
+    """The catalog design `ai_model_performance_aggregates`: per model, task category and period, from ai_logs and feedback.
 
     period_type daily (period = one UTC day), weekly (ISO week, Monday start), monthly (calendar month),
     all_time (period_start 1970-01-01, period_end = the refresh day). `satisfaction_score` is the
@@ -279,7 +280,7 @@ class AiModelPerformanceAggregate(Base):
 
 
 class AiLog(Base):
-    """One LLM call (seed 002 `ai_logs` with its task columns): which model, why it was chosen, what it cost.
+    """One LLM call (the catalog design `ai_logs` with its task columns): which model, why it was chosen, what it cost.
 
     selected_by: `auto` (the recommender or optimizer chose), `user_override` (a person picked the
     model), `fallback` (tried after another model failed). `confidence_score`: the selection's
@@ -324,7 +325,7 @@ class AiLog(Base):
     )
 
 
-# Seed 002 orders these DESC (its idx_model_task_score, idx_user_prefs_score, idx_perf_agg_score).
+# The catalog design orders these DESC (its idx_model_task_score, idx_user_prefs_score, idx_perf_agg_score).
 Index("idx_model_task_score", AiModelTaskMapping.suitability_score.desc())
 Index("idx_user_prefs_score", AiUserPreference.preference_score.desc())
 Index("idx_perf_agg_score", AiModelPerformanceAggregate.recommendation_score.desc())

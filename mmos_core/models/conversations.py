@@ -1,4 +1,4 @@
-"""Seed 004 tables (migration 0004): conversations, messages, embeddings, quality, contradictions, loops, citations.
+"""The conversations design tables (migration 0004): conversations, messages, embeddings, quality, contradictions, loops, citations.
 
 Differences from the seed, on purpose:
 
@@ -40,14 +40,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from mmos_core.core.domain import ConversationStatus, InterventionStatus
 from mmos_core.models.base import EMBEDDING_DIM, Base
 
 SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 #: Loop intervention workflow: proposed by the detector (pending) → acknowledged → resolved, or dismissed.
-INTERVENTION_STATUSES = ("pending", "acknowledged", "resolved", "dismissed")
+INTERVENTION_STATUSES = tuple(s.value for s in InterventionStatus)
 #: idle: imported, nothing running; queued / analyzing: an analysis job waits or runs; running: a debate
 #: is producing messages; completed: the last job finished; failed: it stopped with `error_message`.
-CONVERSATION_STATUSES = ("idle", "queued", "analyzing", "running", "completed", "failed")
+CONVERSATION_STATUSES = tuple(s.value for s in ConversationStatus)
 SOURCE_FORMATS = ("openai", "who_and_when", "pasted", "debate")
 MESSAGE_ROLES = ("user", "assistant", "system", "tool")
 CITATION_TYPES = ("url", "doi", "quote", "reference")
@@ -62,7 +63,7 @@ def _score(column: str, table: str) -> CheckConstraint:
 
 
 class Conversation(Base):
-    """Seed 004 `conversations`: one multi-agent conversation (imported log, pasted text or a local debate).
+    """The conversations design `conversations`: one multi-agent conversation (imported log, pasted text or a local debate).
 
     `metadata` holds what came with the conversation: for who_and_when logs
     `{"failure_labels": {"mistake_agent", "mistake_step", "mistake_reason", "mistake_type"?, "labels"?},
@@ -77,7 +78,7 @@ class Conversation(Base):
     title: Mapped[str] = mapped_column(String(500))
     topic: Mapped[str | None] = mapped_column(Text)
     source_format: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="idle", server_default="idle")
+    status: Mapped[str] = mapped_column(String(16), default=ConversationStatus.idle.value, server_default=ConversationStatus.idle.value)
     error_message: Mapped[str | None] = mapped_column(Text)
     current_health_score: Mapped[float | None] = mapped_column(Float)
     has_contradictions: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
@@ -101,7 +102,7 @@ class Conversation(Base):
 
 
 class Message(Base):
-    """Seed 004 `messages`: one turn, in `sequence_number` order (0-based, unique per conversation).
+    """The conversations design `messages`: one turn, in `sequence_number` order (0-based, unique per conversation).
 
     `round_number` / `turn_index`: the debate round (1-based) and the speaker's position in it, or what
     the imported log said (null when it said nothing). `tokens_used` / `response_time_ms`: measured for
@@ -150,7 +151,7 @@ class Message(Base):
 
 
 class MessageEmbedding(Base):
-    """Seed 004 `message_embeddings`: the 384-d unit vector of a message (HNSW cosine index).
+    """The conversations design `message_embeddings`: the 384-d unit vector of a message (HNSW cosine index).
 
     `embedded_text` is null when the whole `messages.content` was embedded (the embedder truncates
     at 256 word pieces). `embedding_version` is the model folder's manifest hash prefix or "unknown".
@@ -184,7 +185,7 @@ class MessageEmbedding(Base):
 
 
 class ConversationQuality(Base):
-    """Seed 004 `conversation_quality`: one health point per analysed message (the time series).
+    """The conversations design `conversation_quality`: one health point per analysed message (the time series).
 
     All scores 0..100, higher = healthier (formulas: docs/conversations.md). `analysis_metadata`:
     {"reasons": [...], "candidates": k examined, "timings_ms": {...}}.
@@ -223,7 +224,7 @@ class ConversationQuality(Base):
 
 
 class Contradiction(Base):
-    """Seed 004 `contradictions`: two statements of two messages that conflict (message_1 is the earlier).
+    """The conversations design `contradictions`: two statements of two messages that conflict (message_1 is the earlier).
 
     One row per message pair (the strongest statement pair). Re-detection updates the scores and keeps
     `acknowledged` / `resolved` and who set them.
@@ -271,7 +272,7 @@ class Contradiction(Base):
 
 
 class ConversationLoop(Base):
-    """Seed 004 `conversation_loops`: a repeated pattern, one row per (conversation, pattern hash).
+    """The conversations design `conversation_loops`: a repeated pattern, one row per (conversation, pattern hash).
 
     A loop that goes on updates `repetition_count` and `last_occurrence_message_id`; the workflow
     status (`intervention_status`) and who moved it are kept.
@@ -294,7 +295,7 @@ class ConversationLoop(Base):
     last_occurrence_message_id: Mapped[int] = mapped_column(
         ForeignKey("messages.id", ondelete="CASCADE", name="fk_conversation_loops_last_message")
     )
-    intervention_status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    intervention_status: Mapped[str] = mapped_column(String(16), default=InterventionStatus.pending.value, server_default=InterventionStatus.pending.value)
     intervention_message: Mapped[str | None] = mapped_column(Text)
     acknowledged_by: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL", name="fk_conversation_loops_acknowledged_by")
@@ -319,7 +320,7 @@ class ConversationLoop(Base):
 
 
 class MessageCitation(Base):
-    """Seed 004 `message_citations`: a URL, DOI, quote or reference found in a message, and its check.
+    """The conversations design `message_citations`: a URL, DOI, quote or reference found in a message, and its check.
 
     `start_position` / `end_position`: character span `[start, end)` in `messages.content`.
     `verified`: True = found in a known source or fragment (`matched_label` says which); False = checked

@@ -24,11 +24,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mmos_core.core.domain import BatchStatus, QueueStatus, SourceProcessingStatus
 from mmos_core.models.base import Base, now
 
 
 class ProcessingBatch(Base):
-    """One run of one model over one or more sources (seed 000 `processing_batches`)."""
+    """One run of one model over one or more sources (the core design `processing_batches`)."""
 
     __tablename__ = "processing_batches"
 
@@ -39,7 +40,7 @@ class ProcessingBatch(Base):
     temperature: Mapped[float] = mapped_column(Numeric(3, 2), default=0)
     processor_name: Mapped[str | None] = mapped_column(String(200))
     prompt_version: Mapped[str] = mapped_column(String(32))
-    batch_status: Mapped[str] = mapped_column(String(16), default="pending")
+    batch_status: Mapped[str] = mapped_column(String(16), default=BatchStatus.pending.value)
     total_sources: Mapped[int] = mapped_column(Integer, default=1)
     chunks_total: Mapped[int] = mapped_column(Integer, default=0)
     chunks_done: Mapped[int] = mapped_column(Integer, default=0)
@@ -54,7 +55,7 @@ class ProcessingBatch(Base):
         ForeignKey("processing_batches.id", ondelete="SET NULL", name="fk_batches_parent")
     )
     chunk_scope: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
-    # Who chose the model (seed 002 vocabulary): a person ('user_override'), the optimizer ('auto'),
+    # Who chose the model (the catalog design vocabulary): a person ('user_override'), the optimizer ('auto'),
     # or the fallback after a provider failure ('fallback'); confidence of an automatic choice, 0-1.
     selected_by: Mapped[str] = mapped_column(String(16), default="user_override", server_default="user_override")
     selection_confidence: Mapped[float | None] = mapped_column(Numeric(4, 3))
@@ -76,14 +77,14 @@ class ProcessingBatch(Base):
 
 
 class SourceProcessing(Base):
-    """Link between a source and a batch that processed it (seed 000 `source_processing`)."""
+    """Link between a source and a batch that processed it (the core design `source_processing`)."""
 
     __tablename__ = "source_processing"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
     batch_id: Mapped[int] = mapped_column(ForeignKey("processing_batches.id", ondelete="CASCADE"))
-    processing_status: Mapped[str] = mapped_column(String(16), default="pending")
+    processing_status: Mapped[str] = mapped_column(String(16), default=SourceProcessingStatus.pending.value)
     fragments_extracted: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -121,7 +122,7 @@ class ExtractionCall(Base):
 
 
 class ProcessingQueue(Base):
-    """Mirror of each RQ extraction job with seed 000's priority, attempts and retry schedule."""
+    """Mirror of each RQ extraction job with the core design's priority, attempts and retry schedule."""
 
     __tablename__ = "processing_queue"
 
@@ -131,7 +132,7 @@ class ProcessingQueue(Base):
     processing_type: Mapped[str] = mapped_column(String(200))
     priority: Mapped[int] = mapped_column(SmallInteger, default=5)
     effective_priority: Mapped[float] = mapped_column(Numeric(5, 2))
-    queue_status: Mapped[str] = mapped_column(String(16), default="waiting")
+    queue_status: Mapped[str] = mapped_column(String(16), default=QueueStatus.waiting.value)
     attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
     max_attempts: Mapped[int] = mapped_column(SmallInteger, default=3)
     scheduled_for: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -27,13 +27,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mmos_core.core.domain import OnnxModelStatus
 from mmos_core.models.base import EMBEDDING_DIM, Base, now
 
 SACRED_POSITIONS = (3, 6, 9)
 
 
 class OnnxModel(Base):
-    """Seed 003 `onnx_models`: a registered ONNX embedding model (fp32 or int8) and its load status.
+    """The monitoring design `onnx_models`: a registered ONNX embedding model (fp32 or int8) and its load status.
 
     At most one row has `is_default` (partial unique index `uq_onnx_models_single_default`).
     `status`: ready (files present / loaded), loading, error (`error_message` says why), disabled.
@@ -46,7 +47,7 @@ class OnnxModel(Base):
     model_path: Mapped[str] = mapped_column(Text)
     tokenizer_path: Mapped[str] = mapped_column(Text)
     embedding_dim: Mapped[int] = mapped_column(Integer, default=EMBEDDING_DIM, server_default=str(EMBEDDING_DIM))
-    status: Mapped[str] = mapped_column(String(16), default="disabled", server_default="disabled")
+    status: Mapped[str] = mapped_column(String(16), default=OnnxModelStatus.disabled.value, server_default=OnnxModelStatus.disabled.value)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     quantization: Mapped[str] = mapped_column(String(8), default="fp32", server_default="fp32")
     # SHA-256 of model_path when registered (null when the file was missing).
@@ -70,7 +71,7 @@ class OnnxModel(Base):
 
 
 class BeamTensor(Base):
-    """Seed 003 `beam_tensors`: the seed's 9-position tensor with ELP channels and flux position (convention)."""
+    """The monitoring design `beam_tensors`: the seed's 9-position tensor with ELP channels and flux position (convention)."""
 
     __tablename__ = "beam_tensors"
 
@@ -96,12 +97,12 @@ class BeamTensor(Base):
 
 
 class AsiInference(Base):
-    """Seed 003 `asi_inferences`: audit trail of every analysis inference (grounding, message, search).
+    """The monitoring design `asi_inferences`: audit trail of every analysis inference (grounding, message, search).
 
     Measured: `confidence` (0-1 support/grounding score), `hallucination_detected` (ungrounded),
     `archetype` (nearest documented prototype), `processing_time_ms` (wall time, sub-ms resolution).
     Seed convention: `flux_position`, `is_sacred` (generated: position 3, 6 or 9), `vortex_intervention`.
-    `lake_worthy`: seed 003's lake entry rule (confidence >= 0.6, no hallucination, sacred or > 0.8).
+    `lake_worthy`: the monitoring design's lake entry rule (confidence >= 0.6, no hallucination, sacred or > 0.8).
     """
 
     __tablename__ = "asi_inferences"
@@ -144,7 +145,7 @@ class AsiInference(Base):
 
 
 class SacredIntervention(Base):
-    """Seed 003 `sacred_interventions` (convention): the seed's 3-6-9 'boost', recorded, never applied.
+    """The monitoring design `sacred_interventions` (convention): the seed's 3-6-9 'boost', recorded, never applied.
 
     `signal_before` is the measured confidence; `signal_after` = min(1, before + boost) as the seed
     states; neither changes `asi_inferences.confidence`.
@@ -172,7 +173,7 @@ class SacredIntervention(Base):
 
 
 class ContextMetric(Base):
-    """Seed 003 `context_metrics`: tokens seen vs the context window (measured), sacred checkpoints and
+    """The monitoring design `context_metrics`: tokens seen vs the context window (measured), sacred checkpoints and
     vortex cycles (convention)."""
 
     __tablename__ = "context_metrics"
@@ -201,7 +202,7 @@ class ContextMetric(Base):
 
 
 class TrainingSample(Base):
-    """Seed 003 `training_samples`: a labelled example, e.g. a reviewer's category correction.
+    """The monitoring design `training_samples`: a labelled example, e.g. a reviewer's category correction.
 
     `expected_category` is the reviewer's label, `predicted_category` the zero-shot prediction at the
     time, so accuracy = share of rows where they agree. The seed's position/ELP columns stay
@@ -242,5 +243,5 @@ class TrainingSample(Base):
 Index("ix_beam_tensors_confidence", BeamTensor.confidence.desc())
 
 
-# Seed 003 "Query by signal: indexed DESC" (its idx_asi_inferences_signal_created).
+# The monitoring design "Query by signal: indexed DESC" (its idx_asi_inferences_signal_created).
 Index("idx_asi_inferences_signal_created", AsiInference.confidence.desc(), AsiInference.created_at.desc())

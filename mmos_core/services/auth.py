@@ -1,6 +1,6 @@
 """Users, roles and what each role may do; password hashing with argon2-cffi (argon2id).
 
-Roles (issue 3): analysts add and extract sources and compare models; reviewers judge fragments
+Roles (README.md "Pages and roles"): analysts add and extract sources and compare models; reviewers judge fragments
 and give feedback; managers watch cost and quality and set budgets and models; admins do all of it
 and manage users. A verdict belongs to whoever gave it: only its author or an admin changes it.
 """
@@ -41,6 +41,8 @@ class Permission(str, enum.Enum):
     give_feedback = "give_feedback"
     manage_queue = "manage_queue"
     view_coverage = "view_coverage"
+    #: the Inference monitor and Conversations pages (read-only health of models and agents)
+    view_monitoring = "view_monitoring"
     view_dashboard = "view_dashboard"
     change_budgets = "change_budgets"
     manage_models = "manage_models"
@@ -58,11 +60,18 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.give_feedback,
             Permission.manage_queue,
             Permission.view_coverage,
+            Permission.view_monitoring,
             Permission.import_export,
         }
     ),
     Role.reviewer: frozenset(
-        {Permission.view_comparison, Permission.review_fragments, Permission.give_feedback, Permission.view_coverage}
+        {
+            Permission.view_comparison,
+            Permission.review_fragments,
+            Permission.give_feedback,
+            Permission.view_coverage,
+            Permission.view_monitoring,
+        }
     ),
     Role.manager: frozenset(
         {
@@ -70,6 +79,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.give_feedback,
             Permission.manage_queue,
             Permission.view_coverage,
+            Permission.view_monitoring,
             Permission.view_dashboard,
             Permission.change_budgets,
             Permission.manage_models,

@@ -1,6 +1,6 @@
 """Budgets that hold: reserve each LLM call's worst-case cost against the daily cap before making it.
 
-Protocol (issue 4, part 3), per call:
+Protocol (docs/quality.md), per call:
 
 1. `reserve` — in its own short transaction: lock the 'daily' `budgets` row (`SELECT … FOR UPDATE`, so
    concurrent reservers queue one behind the other), add today's recorded spend (`extraction_calls`,
@@ -29,6 +29,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from mmos_core.core.config import get_settings
+from mmos_core.core.domain import ReservationStatus
 from mmos_core.llm.catalog import ModelSpec, litellm
 from mmos_core.llm.cost import PriceSnapshot, cost_usd
 from mmos_core.models import Budget, BudgetReservation
@@ -83,7 +84,7 @@ def held_today(*, session: Session, day: dt.date, ttl_s: int | None = None) -> D
         session.scalar(
             select(func.coalesce(func.sum(BudgetReservation.reserved_usd), 0)).where(
                 BudgetReservation.day == day,
-                BudgetReservation.status == "held",
+                BudgetReservation.status == ReservationStatus.held.value,
                 BudgetReservation.created_at >= cutoff,
             )
         )
@@ -113,7 +114,7 @@ def reserve(
     if spent + held + amount_usd > cap:
         raise BudgetExceeded(cap=cap, spent=spent, held=held, needed=amount_usd, model_name=model_name)
     row = BudgetReservation(
-        day=day, batch_id=batch_id, chunk_id=chunk_id, model_name=model_name, reserved_usd=amount_usd, status="held"
+        day=day, batch_id=batch_id, chunk_id=chunk_id, model_name=model_name, reserved_usd=amount_usd, status=ReservationStatus.held.value
     )
     session.add(row)
     session.flush()
@@ -151,7 +152,7 @@ def settle(*, session: Session, reservation: Reservation | None, cost_usd: Decim
     session.execute(
         update(BudgetReservation)
         .where(BudgetReservation.id == reservation.id)
-        .values(status="settled", settled_usd=cost_usd, settled_at=func.now())
+        .values(status=ReservationStatus.settled.value, settled_usd=cost_usd, settled_at=func.now())
     )
 
 
@@ -161,8 +162,8 @@ def release(*, session: Session, reservation: Reservation | None) -> None:
         return
     session.execute(
         update(BudgetReservation)
-        .where(BudgetReservation.id == reservation.id, BudgetReservation.status == "held")
-        .values(status="released", settled_usd=0, settled_at=func.now())
+        .where(BudgetReservation.id == reservation.id, BudgetReservation.status == ReservationStatus.held.value)
+        .values(status=ReservationStatus.released.value, settled_usd=0, settled_at=func.now())
     )
 
 

@@ -1,4 +1,4 @@
-"""Category coverage of a person or a set of sources, and contradicting fragments (seed 000 sections 5B and 6A).
+"""Category coverage of a person or a set of sources, and contradicting fragments (the core design sections 5B and 6A).
 
 Counts are aggregated in SQL (one GROUP BY over the fragments of the chosen sources), so the page
 stays fast with tens of thousands of fragments. Rejected fragments never count.
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, aliased
 from mmos_core.core.domain import CATEGORIES, RelationshipType
 from mmos_core.models import Fragment, FragmentRelationship, Source
 
-#: Seed 000's gap rule (view `v_fragment_coverage`): fewer than 10 is a critical gap, fewer than 25 needs attention.
+#: The core design's gap rule (view `v_fragment_coverage`): fewer than 10 is a critical gap, fewer than 25 needs attention.
 CRITICAL_BELOW = 10
 ATTENTION_BELOW = 25
 
@@ -24,7 +24,7 @@ ADEQUATE = "Adequate"
 
 
 def gap_status(fragment_count: int) -> str:
-    """Seed 000's status of a category with this many (non-rejected) fragments."""
+    """The core design's status of a category with this many (non-rejected) fragments."""
     if fragment_count < CRITICAL_BELOW:
         return CRITICAL_GAP
     if fragment_count < ATTENTION_BELOW:
@@ -113,7 +113,7 @@ class Contradiction:
 def contradictions(
     *, session: Session, person: str | None = None, source_ids: list[int] | None = None, limit: int = 200
 ) -> list[Contradiction]:
-    """Seed 000 QA query 6A: pairs related as 'contradicts' where either side is in scope, most relevant first.
+    """The core design QA query 6A: pairs related as 'contradicts' where either side is in scope, most relevant first.
 
     Rejected fragments are left out, as in the coverage counts.
     """

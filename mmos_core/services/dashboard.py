@@ -9,7 +9,7 @@ is split between the two days, which a per-batch total could not do.
 
 Quality is what the workbench measures today, and it is labelled for what it is:
 
-* "self-reported quality" = `model_performance.extraction_quality_avg`, seed 000 section 4's
+* "self-reported quality" = `model_performance.extraction_quality_avg`, the core design section 4's
   AVG(confidence × 10) on a 0-10 scale: the model grading itself;
 * "quotes found in source" = `model_performance.located_share`, 0-1: the share of a batch's
   direct quotes that were located in the source text — measured, not claimed.
@@ -28,6 +28,7 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mmos_core.core.domain import BatchStatus
 from mmos_core.models import (
     ExtractionCall,
     ModelPerformance,
@@ -44,7 +45,7 @@ from mmos_core.services.budgets import (  # re-exported: the Dashboard page read
     spent_on_day,
 )
 
-#: Seed 000 section 7 ("Progressive Model Downgrade"): a model is good enough at quality ≥ 7.0 (0-10).
+#: The core design section 7 ("Progressive Model Downgrade"): a model is good enough at quality ≥ 7.0 (0-10).
 DEFAULT_QUALITY_THRESHOLD = 7.0
 
 QualityMetric = Literal["measured", "self_reported", "located"]
@@ -52,7 +53,7 @@ QualityMetric = Literal["measured", "self_reported", "located"]
 #: Human labels of the quality signals, for charts and tables.
 QUALITY_LABELS: dict[str, str] = {
     "measured": "measured quality (grounding, agreement, human verdicts; docs/quality.md), 0-10",
-    "self_reported": "self-reported quality = avg confidence × 10 (seed 000 rule), 0-10",
+    "self_reported": "self-reported quality = avg confidence × 10 (the core design rule), 0-10",
     "located": "quotes found in source (measured share, 0-1)",
 }
 
@@ -140,8 +141,8 @@ def spend_on_day(*, session: Session, day: dt.date) -> Decimal:
 
 
 @dataclass(frozen=True)
-class ModelQuality:
-    """One model over the completed batches evaluated in the range (seed 000 section 4 B, per model).
+class ModelCostQuality:
+    """One model over the completed batches evaluated in the range (the core design section 4 B, per model).
 
     `self_reported_quality` is the average of the batches' AVG(confidence × 10) (0-10);
     `located_share` the average share of direct quotes found in the source (0-1, None when the
@@ -168,7 +169,7 @@ class ModelQuality:
         return self.self_reported_quality if metric == "self_reported" else self.located_share
 
 
-def model_quality(*, session: Session, start: dt.date, end: dt.date) -> list[ModelQuality]:
+def cost_and_quality_by_model(*, session: Session, start: dt.date, end: dt.date) -> list[ModelCostQuality]:
     """Quality and cost per model from `model_performance` rows evaluated between `start` and `end`.
 
     Legacy imports write no performance row (their cost and model are unknown), so they never
@@ -200,7 +201,7 @@ def model_quality(*, session: Session, start: dt.date, end: dt.date) -> list[Mod
         n = int(r.fragments)
         cost = Decimal(r.cost)
         out.append(
-            ModelQuality(
+            ModelCostQuality(
                 model_name=r.model_name,
                 model_provider=r.provider,
                 batches=int(r.batches),
@@ -218,9 +219,9 @@ def model_quality(*, session: Session, start: dt.date, end: dt.date) -> list[Mod
 
 
 def cheapest_above(
-    models: list[ModelQuality], threshold: float, metric: QualityMetric = "self_reported"
-) -> ModelQuality | None:
-    """The cheapest model whose quality reaches `threshold` (seed 000 section 7's downgrade rule).
+    models: list[ModelCostQuality], threshold: float, metric: QualityMetric = "self_reported"
+) -> ModelCostQuality | None:
+    """The cheapest model whose quality reaches `threshold` (the core design section 7's downgrade rule).
 
     Args:
         threshold: on the metric's scale — 0-10 for 'self_reported', 0-1 for 'located'.
@@ -284,7 +285,7 @@ def savings_vs_baseline(
         .where(
             ModelPerformance.evaluation_date >= lo,
             ModelPerformance.evaluation_date < hi,
-            ProcessingBatch.batch_status == "completed",
+            ProcessingBatch.batch_status == BatchStatus.completed.value,
             ProcessingBatch.chunk_scope.is_(None),
         )
         .order_by(ModelPerformance.batch_id)
@@ -342,7 +343,7 @@ def days_against_budget(rows: list[SpendRow], budget: BudgetView) -> list[DayAga
     ]
 
 
-def models_over_fragment_limit(models: list[ModelQuality], budget: BudgetView) -> list[str]:
+def models_over_fragment_limit(models: list[ModelCostQuality], budget: BudgetView) -> list[str]:
     """Names of the models whose cost per fragment exceeds `budget.per_fragment_limit_usd`."""
     limit = budget.per_fragment_limit_usd
     if limit is None:

@@ -1,4 +1,4 @@
-"""Cost estimate of an extraction batch before anything is queued (issue 4, part 3).
+"""Cost estimate of an extraction batch before anything is queued (docs/quality.md).
 
 Formula, per model, over the chunks the batch would send (one call per chunk):
 

@@ -1,4 +1,4 @@
-"""Inference audit trail (seed 003 `asi_inferences`, `beam_tensors`, `sacred_interventions`,
+"""Inference audit trail (the monitoring design `asi_inferences`, `beam_tensors`, `sacred_interventions`,
 `context_metrics`, `training_samples`): what every analysis inference measured, plus the seed's
 conventions recorded beside it.
 
@@ -24,7 +24,7 @@ Measured values (the only numbers any quality figure may use)
   pathos, rounded to 4 decimals.
 * ``processing_time_ms`` — wall time of the inference as the caller measured it.
 
-Seed 003 conventions (recorded, never fed back into a measured value)
+The monitoring design conventions (recorded, never fed back into a measured value)
 ---------------------------------------------------------------------
 The seed gives these fields no measurable meaning; each is filled by a deterministic rule so the
 same text always gets the same values, and nothing here reads them back into ``confidence``,
@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -89,12 +88,14 @@ from mmos_core.models import (
     TrainingSample,
 )
 from mmos_core.services.model_registry import cached_registry_embedder
+from mmos_core.storage import signals as live_signals
 from mmos_core.storage.lake import LakeEntry, get_lake, is_lake_worthy
+from mmos_core.text.sentences import split_sentences
 
 log = logging.getLogger(__name__)
 
 
-#: seed 003: "confidence_boost REAL NOT NULL -- Typically 0.15 (15%)"; recorded only.
+#: the monitoring design: "confidence_boost REAL NOT NULL -- Typically 0.15 (15%)"; recorded only.
 SEED_CONFIDENCE_BOOST = 0.15
 SEED_INTERVENTION_TYPE = "magnification"
 #: characters of source text taken either side of a fragment's location as its evidence.
@@ -161,10 +162,6 @@ def prototypes(embed: Embed) -> Prototypes:
             vecs = _unit(embed([*ARCHETYPES.values(), *ELP_PROTOTYPES.values()]))
             _PROTO_CACHE[key] = Prototypes(archetypes=vecs[: len(ARCHETYPES)], elp=vecs[len(ARCHETYPES):])
         return _PROTO_CACHE[key]
-
-
-def clear_prototype_cache() -> None:
-    _PROTO_CACHE.clear()
 
 
 def _unit(a: Any) -> np.ndarray:
@@ -256,7 +253,6 @@ def _queue_for_lake(session: Session, entry: LakeEntry) -> None:
 
 
 def _embed_model_name(embed: Embed | None) -> str:
-
     model_dir = getattr(getattr(embed, "__self__", None), "model_dir", None)
     return Path(model_dir).name if model_dir is not None else MODEL_NAME
 
@@ -265,11 +261,9 @@ def _offer_pending(session: Session) -> None:
     entries = session.info.pop(_PENDING, None) or []
     signals = session.info.pop(_SIGNALS, None) or []
     if signals:
-        from mmos_core.storage.realtime import record_signal
-
         for signal in signals:
             try:
-                record_signal(signal.pop("value"), **signal)
+                live_signals.record_signal(signal.pop("value"), **signal)
             except Exception:  # live signals are best effort: never fail committed work
                 log.exception("Could not record a real-time signal")
     if not entries:
@@ -289,7 +283,6 @@ def _drop_pending(session: Session) -> None:
 
 
 def _default_embed() -> Embed:
-
     return cached_registry_embedder().embed
 
 
@@ -364,15 +357,13 @@ def log_inference(
         ))
     session.flush()
     model = session.get(OnnxModel, model_id) if model_id is not None else None
-    # seed 003's Redis real-time keys, written after commit (a rolled-back inference never shows)
+    # the monitoring design's Redis real-time keys, written after commit (a rolled-back inference never shows)
     _queue_after_commit(session, _SIGNALS, dict(
         value=float(confidence), model_name=model.name if model else _embed_model_name(embed),
         latency_ms=float(processing_time_ms), hallucination=bool(hallucination), inference_id=str(row.id),
         sacred_position=position if sacred else None, boost=SEED_CONFIDENCE_BOOST if sacred else None,
     ))
     if worthy:
-        from mmos_core.embeddings.embedder import MODEL_NAME
-
         _queue_for_lake(session, LakeEntry(
             text=text, embedding=vec, confidence=confidence, model=model.name if model else MODEL_NAME,
             sacred_position=position, hallucination_detected=hallucination, inference_id=str(row.id),
@@ -380,16 +371,10 @@ def log_inference(
     return row
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+|\n\s*\n")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of `text` (cut after . ! ? plus closing quotes, and at blank lines), stripped."""
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
-
-
 def sentence_windows(text: str) -> list[str]:
-    """Every run of 1, 2 and 3 consecutive sentences (`WINDOW_SIZES`), de-duplicated, in order."""
+    """Every run of 1, 2 and 3 consecutive sentences (`WINDOW_SIZES`), joined by one space,
+    de-duplicated, in order; the sentences are `mmos_core.text.sentences.split_sentences` (prose:
+    hard-wrapped line breaks do not end a sentence), the first `MAX_EVIDENCE_SENTENCES` of them."""
     sents = split_sentences(text)[:MAX_EVIDENCE_SENTENCES]
     seen: dict[str, None] = {}
     for size in WINDOW_SIZES:

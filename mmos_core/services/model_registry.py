@@ -1,4 +1,4 @@
-"""ONNX model registry (seed 003 `onnx_models`): register, choose the default, load through it.
+"""ONNX model registry (the monitoring design `onnx_models`): register, choose the default, load through it.
 
 Every embedding model the workbench can use is a row: its folder's `model.onnx` and
 `tokenizer.json`, quantization (fp32, or int8 built with `onnxruntime.quantization`), SHA-256,
@@ -25,6 +25,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from mmos_core.core.db import session_scope
+from mmos_core.core.domain import OnnxModelStatus
 from mmos_core.embeddings.embedder import (
     DIMENSION,
     MANIFEST_FILE,
@@ -37,7 +38,7 @@ from mmos_core.embeddings.embedder import (
     sha256_file,
 )
 from mmos_core.models import OnnxModel
-from mmos_core.storage.realtime import CachingEmbedder
+from mmos_core.storage.embedding_cache import CachingEmbedder
 
 STATUSES = ("ready", "loading", "error", "disabled")
 QUANTIZATIONS = ("fp32", "int8")
@@ -85,13 +86,13 @@ def register_model(
         tokenizer_path=str(folder / TOKENIZER_FILE),
         embedding_dim=DIMENSION,
         quantization=quantization,
-        status="ready",
+        status=OnnxModelStatus.ready.value,
         is_default=False,
         performance_metrics={},
     )
     missing = _missing_files(model)
     if missing:
-        model.status = "error"
+        model.status = OnnxModelStatus.error.value
         model.error_message = f"Model file {missing[0]} not found. {_HOW_TO_FIX}"
     else:
         model.sha256 = _file_sha256(Path(model.model_path))
@@ -125,7 +126,7 @@ def default_model(*, session: Session) -> OnnxModel | None:
 def set_default(*, session: Session, model_id: int) -> OnnxModel:
     """Make `model_id` the one default (the previous default loses the flag). A disabled model is refused."""
     model = get_model(session=session, model_id=model_id)
-    if model.status == "disabled":
+    if model.status == OnnxModelStatus.disabled.value:
         raise RegistryError(f"model {model.name!r} is disabled; enable it before making it the default")
     # Clear first, in its own statement: the partial unique index allows only one TRUE at a time.
     session.execute(
@@ -143,7 +144,7 @@ def set_status(*, session: Session, model_id: int, status: str, error_message: s
         raise RegistryError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
     model = get_model(session=session, model_id=model_id)
     model.status = status
-    model.error_message = error_message if status == "error" else None
+    model.error_message = error_message if status == OnnxModelStatus.error.value else None
     session.flush()
     return model
 
@@ -156,20 +157,20 @@ def load_model(*, session: Session, model: OnnxModel, threads: int | None = None
             registered one or the manifest, or onnxruntime/tokenizers cannot load it. The row then
             has status `error` and the same message in `error_message` (except for `disabled`).
     """
-    if model.status == "disabled":
+    if model.status == OnnxModelStatus.disabled.value:
         raise EmbedderUnavailable(f"Embedding model {model.name!r} is disabled in the model registry.")
-    model.status, model.error_message = "loading", None
+    model.status, model.error_message = OnnxModelStatus.loading.value, None
     session.flush()
     started = time.perf_counter()
     try:
         embedder = _load_files(model, threads)
     except EmbedderUnavailable as exc:
-        model.status, model.error_message = "error", str(exc)
+        model.status, model.error_message = OnnxModelStatus.error.value, str(exc)
         session.flush()
         raise
     except Exception as exc:  # anything else from onnxruntime/tokenizers: a message, not a traceback
         msg = f"Cannot load embedding model {model.name!r}: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-        model.status, model.error_message = "error", msg
+        model.status, model.error_message = OnnxModelStatus.error.value, msg
         session.flush()
         raise EmbedderUnavailable(msg) from None
     load_ms = (time.perf_counter() - started) * 1000.0
@@ -182,7 +183,7 @@ def load_model(*, session: Session, model: OnnxModel, threads: int | None = None
     model.performance_metrics = metrics  # a new dict, so the JSONB change is tracked
     if (Path(model.model_path).parent / MANIFEST_FILE).is_file():
         model.sha256 = _file_sha256(Path(model.model_path))  # verified against the manifest just now
-    model.status = "ready"
+    model.status = OnnxModelStatus.ready.value
     model.loaded_at = dt.datetime.now(dt.UTC)
     session.flush()
     return embedder
@@ -222,7 +223,7 @@ def ensure_registered(*, session: Session, cache_dir: Path | None = None) -> lis
         register_model(session=session, name=INT8_NAME, model_dir=int8_dir, quantization="int8")
     if default_model(session=session) is None:
         fp32 = get_model(session=session, name=MODEL_NAME)
-        if fp32.status != "disabled":
+        if fp32.status != OnnxModelStatus.disabled.value:
             set_default(session=session, model_id=fp32.id)
     return list_models(session=session)
 

@@ -86,7 +86,7 @@ def history(*, session: Session, days: int = 7) -> list[dict]:
 
 
 def recent_inferences(*, session: Session, limit: int = 50) -> list[dict]:
-    """The latest inferences with their measured values and, separately, seed 003's convention fields."""
+    """The latest inferences with their measured values and, separately, the monitoring design's convention fields."""
     rows = session.execute(
         text(
             "SELECT i.created_at, i.kind, left(i.input_text, 120) AS text, i.confidence, i.hallucination_detected, "

@@ -1,4 +1,4 @@
-"""The optimizer (seed 001): the sweet spot, process_batch strategies, reprocess suggestions.
+"""The optimizer (the optimizer design): the sweet spot, process_batch strategies, reprocess suggestions.
 
 * `find_sweet_spot` — among models with completed batches in a scope (a source, a source type, a
   fragment category), the cheapest whose quality **lower bound** (95 %, `mmos_core.analysis.quality_score`) reaches
@@ -9,12 +9,12 @@
   expensive when nothing is measured); `progressive`: the cheapest model on a sample of chunks, then
   escalate model by model while the sample's quality lower bound stays below the threshold (or its
   cost per fragment above the budget); the first that passes runs on every chunk. If none passes, the
-  most expensive runs (seed 000 §7 A: "default to best"). Each step is an `optimization_runs` decision.
+  most expensive runs (the core design §7 A: "default to best"). Each step is an `optimization_runs` decision.
   A model whose provider fails is replaced by the next one, and that batch is marked `fallback`.
-* `reprocess_suggestions` — seed 000 Workflow 2: expensive batches with average relevance < 8,
+* `reprocess_suggestions` — the core design Workflow 2: expensive batches with average relevance < 8,
   with the sweet-spot model that would have cost less.
 
-Per-source-type thresholds come from `settings.quality_thresholds` (seed 001's table).
+Per-source-type thresholds come from `settings.quality_thresholds` (the optimizer design's table).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from mmos_core.analysis.quality_score import QualityScore
 from mmos_core.core.config import get_settings
+from mmos_core.core.domain import BatchStatus, OptimizationStatus
 from mmos_core.core.vectors import Embed
 from mmos_core.llm.catalog import available_models
 from mmos_core.models import Fragment, OptimizationRun, ProcessingBatch, Source, SourceChunk, SourceProcessing
@@ -200,7 +201,7 @@ def process_batch(
     sample_chunks: int = 3,
     user_id: int | None = None,
 ) -> tuple[list[OptimizationRun], list[QueuedJob]]:
-    """Start one optimization run per source (seed 001 `process_batch`). Does not commit or enqueue:
+    """Start one optimization run per source (the optimizer design `process_batch`). Does not commit or enqueue:
     the caller commits, then hands the jobs to `services.batches.enqueue_batches`.
 
     Args:
@@ -227,7 +228,7 @@ def process_batch(
         threshold = quality_threshold_for(source.source_type) if quality_threshold is None else float(quality_threshold)
         run = OptimizationRun(
             strategy=strategy, source_id=sid, models=ladder, quality_threshold=threshold,
-            budget_per_fragment=budget, step=0, status="full", batch_ids=[], decisions=[], created_by=user_id,
+            budget_per_fragment=budget, step=0, status=OptimizationStatus.full.value, batch_ids=[], decisions=[], created_by=user_id,
         )
         session.add(run)
         if strategy == "aggressive":
@@ -236,15 +237,15 @@ def process_batch(
             model, why = _best_measured(session, source.source_type, ladder)
         else:
             model, why = ladder[0], "progressive: the cheapest model first, on a sample"
-            run.status = "sampling"
+            run.status = OptimizationStatus.sampling.value
             run.sample_chunk_ids = sample_chunk_ids(session, sid, sample_chunks)
         run.step = ladder.index(model)
         queued = queue_extraction(
             session=session, source_id=sid, model_names=[model], processor_name=f"optimizer:{strategy}",
-            chunk_ids=run.sample_chunk_ids if run.status == "sampling" else None, selected_by="auto",
+            chunk_ids=run.sample_chunk_ids if run.status == OptimizationStatus.sampling.value else None, selected_by="auto",
         )
         run.batch_ids = [*run.batch_ids, queued[0].batch_id]
-        _decide(run, step=run.step, model=model, action="sample" if run.status == "sampling" else "full",
+        _decide(run, step=run.step, model=model, action="sample" if run.status == OptimizationStatus.sampling.value else "full",
                 batch_id=queued[0].batch_id, reason=why)
         session.flush()
         runs.append(run)
@@ -266,24 +267,24 @@ def advance_after_batch(*, session: Session, batch_id: int, embed: Embed | None 
     has settled on its model — else None)."""
     run = session.scalar(
         select(OptimizationRun)
-        .where(OptimizationRun.batch_ids.any(batch_id), OptimizationRun.status.in_(("sampling", "full")))
+        .where(OptimizationRun.batch_ids.any(batch_id), OptimizationRun.status.in_((OptimizationStatus.sampling.value, OptimizationStatus.full.value)))
         .with_for_update()
     )
     batch = session.get(ProcessingBatch, batch_id)
-    if run is None or batch is None or batch.batch_status not in ("completed", "failed"):
+    if run is None or batch is None or batch.batch_status not in (BatchStatus.completed.value, BatchStatus.failed.value):
         return [], None
     ladder = list(run.models)
     threshold = float(run.quality_threshold)
 
-    if batch.batch_status == "failed":
+    if batch.batch_status == BatchStatus.failed.value:
         nxt = run.step + 1
         if nxt >= len(ladder):
-            run.status = "failed"
+            run.status = OptimizationStatus.failed.value
             _decide(run, step=run.step, model=batch.model_name, action="give_up", batch_id=batch_id,
                     reason=f"{batch.model_name} failed ({(batch.error_message or '')[:200]}) and no model is left")
             return [], None
         run.step = nxt
-        action = "sample" if run.status == "sampling" else "full"
+        action = "sample" if run.status == OptimizationStatus.sampling.value else OptimizationStatus.full.value
         queued = queue_extraction(
             session=session, source_id=run.source_id, model_names=[ladder[nxt]], processor_name=f"optimizer:{run.strategy}",
             chunk_ids=run.sample_chunk_ids if action == "sample" else None, selected_by="fallback",
@@ -293,8 +294,8 @@ def advance_after_batch(*, session: Session, batch_id: int, embed: Embed | None 
                 reason=f"fallback: {batch.model_name} failed ({(batch.error_message or '')[:200]})")
         return queued, None
 
-    if run.status == "full":
-        run.status = "completed"
+    if run.status == OptimizationStatus.full.value:
+        run.status = OptimizationStatus.completed.value
         run.chosen_model = batch.model_name
         q = batch_quality(session=session, batch_id=batch_id, embed=embed)
         _decide(run, step=run.step, model=batch.model_name, action="done", batch_id=batch_id,
@@ -314,7 +315,7 @@ def advance_after_batch(*, session: Session, batch_id: int, embed: Embed | None 
             if passes and within
             else f"no model reached {threshold:g} on the sample; seed rule: default to the best (most expensive)"
         )
-        run.status = "full"
+        run.status = OptimizationStatus.full.value
         queued = queue_extraction(
             session=session, source_id=run.source_id, model_names=[batch.model_name],
             processor_name=f"optimizer:{run.strategy}", selected_by="auto",
@@ -357,7 +358,7 @@ def list_runs(*, session: Session, source_id: int | None = None, limit: int = 50
     return list(session.scalars(q))
 
 
-# --- reprocess suggestions (seed 000 workflow 2) -------------------------------------------------
+# --- reprocess suggestions (the core design workflow 2) -------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -379,7 +380,7 @@ class ReprocessSuggestion:
 def reprocess_suggestions(
     *, session: Session, min_cost_usd: Decimal | float = Decimal("1.00"), max_avg_relevance: float = 8.0
 ) -> list[ReprocessSuggestion]:
-    """Seed 000 workflow 2: completed batches costing more than `min_cost_usd` whose fragments average
+    """The core design workflow 2: completed batches costing more than `min_cost_usd` whose fragments average
     relevance < `max_avg_relevance`, most expensive first, each with the source type's sweet spot among
     cheaper models and its expected cost (its cost per fragment × this batch's fragment count)."""
     rows = session.execute(
@@ -390,7 +391,7 @@ def reprocess_suggestions(
         .join(SourceProcessing, SourceProcessing.source_id == Source.id)
         .join(ProcessingBatch, ProcessingBatch.id == SourceProcessing.batch_id)
         .join(Fragment, (Fragment.batch_id == ProcessingBatch.id) & (Fragment.source_id == Source.id))
-        .where(ProcessingBatch.batch_status == "completed", ProcessingBatch.estimated_cost_usd > Decimal(str(min_cost_usd)))
+        .where(ProcessingBatch.batch_status == BatchStatus.completed.value, ProcessingBatch.estimated_cost_usd > Decimal(str(min_cost_usd)))
         .group_by(Source.id, ProcessingBatch.id)
         .having(func.avg(Fragment.relevance) < max_avg_relevance)
         .order_by(ProcessingBatch.estimated_cost_usd.desc())

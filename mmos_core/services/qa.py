@@ -1,12 +1,12 @@
-"""Cross-batch validation and QA reports (seed 000: Workflow 3 and section 6 A; issue 4, part 5).
+"""Cross-batch validation and QA reports (the core design: Workflow 3 and section 6 A; docs/quality.md).
 
-* `cross_batch_agreement` — seed 000 Workflow 3 compares fragments of two batches of the same source
+* `cross_batch_agreement` — the core design Workflow 3 compares fragments of two batches of the same source
   whose `content` is identical; models rarely copy each other to the byte, so fragments are also
   matched one-to-one by embedding cosine ≥ `AGREEMENT_THRESHOLD` (greedy, best pair first). Per model
   pair: matched fragments (exact ones among them), mean |relevance difference| and mean |confidence
   difference| of the matched pairs.
 * `largest_disagreements` — matched pairs with the biggest relevance difference, for a reviewer.
-* `contradicting_fragments` — seed 000 §6 A as written: pairs linked by a `contradicts` relationship.
+* `contradicting_fragments` — the core design §6 A as written: pairs linked by a `contradicts` relationship.
 Reprocessing suggestions are `mmos_core.services.optimizer.reprocess_suggestions`; coverage is
 `mmos_core.services.coverage`.
 """
@@ -50,7 +50,7 @@ class MatchedPair:
 
 @dataclass(frozen=True)
 class PairAgreement:
-    """Seed 000 Workflow 3 per model pair: matched fragments and their mean differences."""
+    """The core design Workflow 3 per model pair: matched fragments and their mean differences."""
 
     model_a: str
     model_b: str
@@ -112,7 +112,7 @@ def largest_disagreements(*, session: Session, source_ids: list[int] | None = No
 
 @dataclass(frozen=True)
 class ContradictionRow:
-    """Seed 000 §6 A: two fragments linked by `contradicts`."""
+    """The core design §6 A: two fragments linked by `contradicts`."""
 
     source_id: int
     fragment_1: str
@@ -124,7 +124,7 @@ class ContradictionRow:
 
 
 def contradicting_fragments(*, session: Session, source_id: int | None = None) -> list[ContradictionRow]:
-    """Seed 000 §6 A, ordered by the relevance of both fragments (highest first)."""
+    """The core design §6 A, ordered by the relevance of both fragments (highest first)."""
     f1, f2 = aliased(Fragment), aliased(Fragment)
     b1, b2 = aliased(ProcessingBatch), aliased(ProcessingBatch)
     q = (

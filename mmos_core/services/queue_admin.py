@@ -16,7 +16,7 @@ from rq.job import JobStatus
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
-from mmos_core.core.domain import BatchStatus, QueueStatus, effective_priority, rq_queue_for
+from mmos_core.core.domain import BatchStatus, QueueStatus, SourceProcessingStatus, effective_priority, rq_queue_for
 from mmos_core.core.redis import get_redis
 from mmos_core.jobs.enqueue import fetch_job
 from mmos_core.jobs.rq_admin import take_off_queue, worker_alive
@@ -159,7 +159,7 @@ def retry_job(*, session: Session, queue_id: int, by: str) -> QueuedJob:
         batch.completed_at = None
     link = session.scalar(select(SourceProcessing).where(SourceProcessing.batch_id == row.batch_id))
     if link is not None:
-        link.processing_status = "pending"
+        link.processing_status = SourceProcessingStatus.pending.value
         link.completed_at = None
     session.flush()
     return job
@@ -191,7 +191,7 @@ def cancel_queue_job(*, session: Session, queue_id: int, by: str) -> QueuedJob:
         batch.completed_at = now
     link = session.scalar(select(SourceProcessing).where(SourceProcessing.batch_id == row.batch_id))
     if link is not None:
-        link.processing_status = "failed"
+        link.processing_status = SourceProcessingStatus.failed.value
         link.completed_at = now
     session.flush()
     return job

@@ -1,4 +1,4 @@
-"""Offline replay of model cascades from stored batches — no new LLM call (issue 4, part 4).
+"""Offline replay of model cascades from stored batches — no new LLM call (docs/quality.md).
 
 Given completed full batches of several models on the same sources, a cascade policy "cheapest model
 first; escalate a chunk to the next model while the grounded share of its fragments is below x" is

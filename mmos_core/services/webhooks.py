@@ -1,4 +1,4 @@
-"""Webhooks (seed 000 §10, issue 4 part 7): signed JSON POSTs of workbench events to configured URLs.
+"""Webhooks (the core design, docs/webhooks.md): signed JSON POSTs of workbench events to configured URLs.
 
 `emit(event, payload)` enqueues one RQ job per URL in `settings.webhook_urls` on the `low` queue;
 `workers.webhooks.deliver` POSTs it and raises on a non-2xx answer so RQ retries it
@@ -38,13 +38,14 @@ from redis.exceptions import RedisError
 from rq.job import Job
 
 from mmos_core.core.config import Settings, get_settings
+from mmos_core.core.domain import BatchStatus
 from mmos_core.jobs.catalog import DELIVER_WEBHOOK
 from mmos_core.jobs.enqueue import enqueue
 from mmos_core.models import Fragment, ProcessingBatch, ProcessingQueue, SourceProcessing
 
 log = logging.getLogger(__name__)
 
-#: Events of seed 000 §10.
+#: Events of the core design §10.
 EVENTS = ("batch.completed", "source.processed", "model.optimized", "queue.empty")
 WEBHOOK_QUEUE = DELIVER_WEBHOOK.queue
 #: Seconds one HTTP POST may take (below the job timeout).
@@ -165,7 +166,7 @@ def after_batch_finished(*, session, batch_id: int, connection: Redis | None = N
         session.scalars(select(SourceProcessing.source_id).where(SourceProcessing.batch_id == batch_id)).all()
     )
     sent = []
-    if batch.batch_status == "completed":
+    if batch.batch_status == BatchStatus.completed.value:
         fragments = session.scalar(select(func.count()).select_from(Fragment).where(Fragment.batch_id == batch_id))
         emit(
             "batch.completed",

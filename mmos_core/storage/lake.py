@@ -1,4 +1,4 @@
-"""The confidence lake (seed 003): an append-only, memory-mapped store of high-confidence inferences.
+"""The confidence lake (the monitoring design): an append-only, memory-mapped store of high-confidence inferences.
 
 Layout: a directory (by default `<data_dir>/lake/`) of segment files `segment-000001.lake`, ...
 Each `append()` writes ONE frame to the current segment and `fsync`s it:
@@ -18,13 +18,13 @@ processes are serialised by an advisory `flock` on `<lake>/.lock`.
 Field conventions (documented, deterministic; none of them changes a measured value):
 
 * `confidence` — the measured 0–1 support/grounding score of the text against its evidence.
-* `signal` — seed 003's "signal strength". The seed uses it as another name for the same 0–1 score
+* `signal` — the monitoring design's "signal strength". The seed uses it as another name for the same 0–1 score
   (`signal:current` holds the confidence; `lake_worthy -- signal >= 0.6`), so by default
   `signal == confidence`; a caller may store a different 0–1 strength explicitly.
-* `sacred_position` — seed 003's flux position (0–9) of the inference; by the seed's convention
+* `sacred_position` — the monitoring design's flux position (0–9) of the inference; by the seed's convention
   positions 3, 6 and 9 are "sacred". It only takes part in the entry rule, as the seed states.
 
-Entry rule (seed 003, "Confidence Lake Integration"), see `is_lake_worthy`:
+Entry rule (the monitoring design, "Confidence Lake Integration"), see `is_lake_worthy`:
 `confidence >= 0.6 and not hallucination_detected and (is_sacred_position or confidence > 0.8)`.
 """
 
@@ -82,7 +82,7 @@ class LakeError(ValueError):
 
 
 def is_sacred_position(position: int | bool | None) -> bool:
-    """Seed 003's convention: flux positions 3, 6 and 9 are sacred. A bool is taken as already decided."""
+    """The monitoring design's convention: flux positions 3, 6 and 9 are sacred. A bool is taken as already decided."""
     if position is None:
         return False
     if isinstance(position, bool):
@@ -91,7 +91,7 @@ def is_sacred_position(position: int | bool | None) -> bool:
 
 
 def is_lake_worthy(confidence: float, hallucination_detected: bool, sacred_position: int | bool | None) -> bool:
-    """Seed 003's entry rule, exactly: `confidence >= 0.6 && !hallucination_detected &&
+    """The monitoring design's entry rule, exactly: `confidence >= 0.6 && !hallucination_detected &&
     (is_sacred_position || confidence > 0.8)`. `sacred_position` is the flux position (0–9;
     3/6/9 are sacred) or a bool saying whether it is sacred."""
     return (
@@ -356,7 +356,7 @@ class ConfidenceLake:
         return len(items)
 
     def offer(self, entries: Iterable[LakeEntry | Mapping[str, Any]]) -> int:
-        """Append only the entries meeting seed 003's entry rule; returns how many entered the lake."""
+        """Append only the entries meeting the monitoring design's entry rule; returns how many entered the lake."""
         worthy = [e for e in map(_as_entry, entries) if e.lake_worthy]
         return self.append(worthy)
 

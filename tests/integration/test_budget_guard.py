@@ -1,4 +1,4 @@
-"""Budgets that hold: reservations against the daily cap, under real concurrency (issue 4, part 3)."""
+"""Budgets that hold: reservations against the daily cap, under real concurrency (docs/quality.md)."""
 
 from __future__ import annotations
 
@@ -118,7 +118,13 @@ def test_eight_concurrent_jobs_never_spend_past_the_daily_cap(fake_llm, embedder
     assert completed + len(errors) == 8
 
 
-def test_per_fragment_limit_stops_an_expensive_batch(fake_llm, embedder_or_skip):
+def test_per_fragment_limit_stops_an_expensive_batch(fake_llm, embedder_or_skip, monkeypatch):
+    # one call at a time, so the stop comes right after the second answer (with N in flight, up to N - 1
+    # more calls finish first: tests/integration/test_concurrent_extraction.py)
+    monkeypatch.setenv("MMOS_LLM_CONCURRENCY", "1")
+    from mmos_core.core.config import get_settings
+
+    get_settings.cache_clear()
     _cap(None, per_fragment="0.0001")
     fake_llm["respond"] = lambda req: (200, chat_completion(json.dumps({"fragments": [json.loads(
         quote_answer(["I have steadily endeavoured to keep my mind free"]))["fragments"][0]]}),

@@ -1,4 +1,4 @@
-"""Seed 002 catalog on the real embedded PostgreSQL: sync, recommendations from feedback, preferences,
+"""The catalog design catalog on the real embedded PostgreSQL: sync, recommendations from feedback, preferences,
 fallback chain, aggregates and the vicuna80 votes import."""
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def test_three_agents_debate_each_turn_stored_and_analysed(fake_llm, embedder_or
     models = [r["model"] for r in fake_llm["requests"]]
     assert models == [LARGE, SMALL, LARGE, LARGE, SMALL, LARGE]
     assert "Alice: Point 0" in fake_llm["requests"][1]["messages"][1]["content"]
-    # every debate call is in ai_logs as a conversation turn (seed 002)
+    # every debate call is in ai_logs as a conversation turn (the catalog design)
     from sqlalchemy import select
 
     from mmos_core.models.catalog import AiLog

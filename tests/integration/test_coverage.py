@@ -93,7 +93,7 @@ def test_coverage_of_chosen_sources_matches_the_seed_view(world):
         rows = {r.category: r for r in category_coverage(session=session, source_ids=[world["darwin_b"]])}
         assert rows["Emotional"].fragment_count == 5 and rows["Emotional"].verification_rate == 100.0
         assert rows["Cognitive"].fragment_count == 0
-        # no filter: the same numbers as seed 000's v_fragment_coverage over every fragment
+        # no filter: the same numbers as the core design's v_fragment_coverage over every fragment
         mine = {r.category: (r.fragment_count, r.status, r.verification_rate) for r in category_coverage(session=session)}
         view = {
             c: (n, s, float(v) if v is not None else None)

@@ -14,9 +14,9 @@ from mmos_core.services.auth import create_user
 from mmos_core.services.dashboard import (
     BudgetPermissionError,
     cheapest_above,
+    cost_and_quality_by_model,
     days_against_budget,
     get_budget,
-    model_quality,
     models_over_fragment_limit,
     savings_vs_baseline,
     set_budget,
@@ -109,7 +109,7 @@ def test_spend_per_day_model_and_source_type(spend_data):
 
 def test_quality_per_model_and_cheapest_above_threshold(spend_data):
     with session_scope() as s:
-        models = {m.model_name: m for m in model_quality(session=s, start=D1, end=D2)}
+        models = {m.model_name: m for m in cost_and_quality_by_model(session=s, start=D1, end=D2)}
     assert set(models) == {"big", "mid", "small"}
     big, mid, small = models["big"], models["mid"], models["small"]
     assert big.batches == 2 and big.sources == 2 and big.fragments == 8
@@ -164,6 +164,6 @@ def test_budget_is_saved_by_a_manager_and_refused_to_a_reviewer(spend_data):
         assert len(s.scalars(select(Budget)).all()) == 1
         days = days_against_budget(spend_rows(session=s, start=D1, end=D2), budget)
         assert [(d.day, d.over) for d in days] == [(D1, False), (D2, True)]
-        models = model_quality(session=s, start=D1, end=D2)
+        models = cost_and_quality_by_model(session=s, start=D1, end=D2)
         # big 0.075/fragment, mid 0.06, small 0.59/12 ≈ 0.049
         assert models_over_fragment_limit(models, budget) == ["big", "mid"]

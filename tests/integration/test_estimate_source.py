@@ -1,4 +1,4 @@
-"""`estimate_for_source` reads a stored source's chunks and prices each model (issue 4, part 3)."""
+"""`estimate_for_source` reads a stored source's chunks and prices each model (docs/quality.md)."""
 
 from __future__ import annotations
 

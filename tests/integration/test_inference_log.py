@@ -1,4 +1,4 @@
-"""Inference audit trail (seed 003) on the real embedded Postgres + pgvector with the provisioned ONNX
+"""Inference audit trail (the monitoring design) on the real embedded Postgres + pgvector with the provisioned ONNX
 embedder: grounding confidence and hallucination flags, archetypes, the seed's conventions (recorded,
 deterministic, never changing a measured value), the confidence lake, category corrections."""
 

@@ -1,4 +1,4 @@
-"""Issue 5 part 1: the ONNX model registry, and the seed 003 schema (hourly rollup, migrations)."""
+"""docs/embeddings.md the ONNX model registry, and the monitoring design schema (hourly rollup, migrations)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Seed 003's Redis real-time patterns on the real embedded Redis, and their behaviour in an outage."""
+"""The monitoring design's Redis real-time patterns on the real embedded Redis, and their behaviour in an outage."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from mmos_core.storage import realtime as rt
+from mmos_core.storage import embedding_cache as ec
+from mmos_core.storage import signals as rt
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -55,42 +56,42 @@ def dead(request, tmp_path):
 def test_cache_hit_avoids_recomputation_and_returns_identical_vectors(r):
     embed = CountingEmbed()
     texts = ["alpha", "beta", "alpha", "gamma"]
-    first = rt.cached_embed(texts, embed=embed, model_name="m-fp32")
+    first = ec.cached_embed(texts, embed=embed, model_name="m-fp32")
     assert first.shape == (4, DIM) and first.dtype == np.float32
     assert embed.calls == [["alpha", "beta", "gamma"]]  # duplicates computed once
     assert np.array_equal(first, np.stack([_vector(t) for t in texts]))
 
-    again = rt.cached_embed(texts, embed=embed, model_name="m-fp32")
+    again = ec.cached_embed(texts, embed=embed, model_name="m-fp32")
     assert len(embed.calls) == 1  # all hits: embed not called
     assert np.array_equal(again, first)
 
-    mixed = rt.cached_embed(["delta", "beta"], embed=embed, model_name="m-fp32")
+    mixed = ec.cached_embed(["delta", "beta"], embed=embed, model_name="m-fp32")
     assert embed.calls[-1] == ["delta"]  # only the miss
     assert np.array_equal(mixed, np.stack([_vector("delta"), _vector("beta")]))
-    assert r.exists(rt.embedding_key("m-fp32", "alpha"))
+    assert r.exists(ec.embedding_key("m-fp32", "alpha"))
 
 
 def test_models_never_share_entries(r):
     fp32, int8 = CountingEmbed("fp32"), CountingEmbed("int8")
-    a = rt.cached_embed(["same text"], embed=fp32, model_name="all-MiniLM-L6-v2")
-    b = rt.cached_embed(["same text"], embed=int8, model_name="all-MiniLM-L6-v2-int8")
+    a = ec.cached_embed(["same text"], embed=fp32, model_name="all-MiniLM-L6-v2")
+    b = ec.cached_embed(["same text"], embed=int8, model_name="all-MiniLM-L6-v2-int8")
     assert int8.computed == 1  # no cross-model hit
     assert not np.array_equal(a, b)
-    assert np.array_equal(rt.cached_embed(["same text"], embed=fp32, model_name="all-MiniLM-L6-v2"), a)
-    assert np.array_equal(rt.cached_embed(["same text"], embed=int8, model_name="all-MiniLM-L6-v2-int8"), b)
+    assert np.array_equal(ec.cached_embed(["same text"], embed=fp32, model_name="all-MiniLM-L6-v2"), a)
+    assert np.array_equal(ec.cached_embed(["same text"], embed=int8, model_name="all-MiniLM-L6-v2-int8"), b)
     assert fp32.computed == 1 and int8.computed == 1
-    assert rt.embedding_key("ab", "c") != rt.embedding_key("a", "bc")
+    assert ec.embedding_key("ab", "c") != ec.embedding_key("a", "bc")
 
 
 def test_corrupt_cache_entry_is_recomputed(r):
     embed = CountingEmbed()
-    r.set(rt.embedding_key("m", "x"), b"abc")  # not whole float32s
-    out = rt.cached_embed(["x"], embed=embed, model_name="m")
+    r.set(ec.embedding_key("m", "x"), b"abc")  # not whole float32s
+    out = ec.cached_embed(["x"], embed=embed, model_name="m")
     assert embed.computed == 1 and np.array_equal(out[0], _vector("x"))
 
 
 def test_ttls_follow_the_seed(r):
-    rt.cached_embed(["t"], embed=CountingEmbed(), model_name="m")
+    ec.cached_embed(["t"], embed=CountingEmbed(), model_name="m")
     assert rt.record_signal(
         0.7,
         model_name="m",
@@ -105,7 +106,7 @@ def test_ttls_follow_the_seed(r):
     assert rt.record_signal(0.2, model_name="m", latency_ms=5, hallucination=False, inference_id="inf-2", flow_forward=False)
     day, hour, week = 24 * 3600, 3600, 7 * 24 * 3600
     expected = {
-        rt.embedding_key("m", "t"): day,
+        ec.embedding_key("m", "t"): day,
         "signal:current": hour,
         "signal:history": day,
         "hallucination:detected": week,
@@ -180,7 +181,7 @@ def test_outage_degrades_without_crash_or_wrong_numbers(dead):
     embed = CountingEmbed()
     texts = ["one", "two", "one"]
     t0 = time.monotonic()
-    out = rt.cached_embed(texts, embed=embed, model_name="m", client=dead)
+    out = ec.cached_embed(texts, embed=embed, model_name="m", client=dead)
     assert np.array_equal(out, embed(texts))  # same vectors as a direct embed
     assert rt.record_signal(0.5, model_name="m", latency_ms=1, hallucination=True, inference_id="x", sacred_position=6, boost=0.1, flow_forward=True, client=dead) is False
     assert rt.current_signal(client=dead) is None
@@ -209,7 +210,7 @@ def dead_default(monkeypatch, tmp_path):
 
 def test_default_client_degrades_when_the_configured_redis_is_down(dead_default):
     embed = CountingEmbed()
-    assert np.array_equal(rt.cached_embed(["a", "b"], embed=embed, model_name="m"), embed(["a", "b"]))
+    assert np.array_equal(ec.cached_embed(["a", "b"], embed=embed, model_name="m"), embed(["a", "b"]))
     assert rt.record_signal(0.5, model_name="m", latency_ms=1, hallucination=False, inference_id=1) is False
     assert rt.current_signal() is None and rt.signal_history() == [] and rt.counters() == {}
 
@@ -229,8 +230,8 @@ def test_default_client_follows_the_process_redis_again(dead_default):
 def test_cached_embed_with_the_real_onnx_model(embedder_or_skip):
     texts = ["Darwin sailed on the Beagle.", "He studied barnacles for eight years."]
     direct = embedder_or_skip.embed(texts)
-    first = rt.cached_embed(texts, embed=embedder_or_skip.embed, model_name="all-MiniLM-L6-v2")
-    second = rt.cached_embed(texts, embed=embedder_or_skip.embed, model_name="all-MiniLM-L6-v2")
+    first = ec.cached_embed(texts, embed=embedder_or_skip.embed, model_name="all-MiniLM-L6-v2")
+    second = ec.cached_embed(texts, embed=embedder_or_skip.embed, model_name="all-MiniLM-L6-v2")
     assert np.array_equal(first, direct) and np.array_equal(second, direct)
 
 
@@ -244,16 +245,16 @@ def test_hung_server_times_out_quickly_and_degrades():
         hung = rt.client_for_url(f"redis://127.0.0.1:{listener.getsockname()[1]}/0")
         embed = CountingEmbed()
         t0 = time.monotonic()
-        assert np.array_equal(rt.cached_embed(["a"], embed=embed, model_name="m", client=hung), embed(["a"]))
+        assert np.array_equal(ec.cached_embed(["a"], embed=embed, model_name="m", client=hung), embed(["a"]))
         assert rt.record_signal(0.5, model_name="m", latency_ms=1, hallucination=False, inference_id=1, client=hung) is False
         assert rt.current_signal(client=hung) is None
         assert time.monotonic() - t0 < 5
 
 
 def test_caching_embedder_wraps_the_real_model(embedder_or_skip):
-    cached = rt.CachingEmbedder(embedder_or_skip, "all-MiniLM-L6-v2")
+    cached = ec.CachingEmbedder(embedder_or_skip, "all-MiniLM-L6-v2")
     assert cached.embed.__self__.model_dir == embedder_or_skip.model_dir  # per-model caches keyed on it still work
     texts = ["Origin of Species", "pigeons"]
     assert np.array_equal(cached.embed(texts), embedder_or_skip.embed(texts))
     assert np.array_equal(cached.embed_one("pigeons"), embedder_or_skip.embed(["pigeons"])[0])
-    assert rt.default_client().exists(rt.embedding_key("all-MiniLM-L6-v2", "pigeons"))
+    assert rt.default_client().exists(ec.embedding_key("all-MiniLM-L6-v2", "pigeons"))

@@ -1,4 +1,4 @@
-"""Webhooks (issue 4 part 7): enqueued on the real embedded Redis, delivered by an RQ worker to a
+"""Webhooks (docs/webhooks.md): enqueued on the real embedded Redis, delivered by an RQ worker to a
 real HTTP receiver (pytest-httpserver), HMAC-signed, retried on non-2xx."""
 
 from __future__ import annotations

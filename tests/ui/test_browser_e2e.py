@@ -4,20 +4,10 @@ fragment, like it, open the dashboard. A screenshot of each page lands in test-a
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
+from browser_support import ARTIFACTS, CHROMIUM, live_streamlit, require_browser
 from fakes import chat_completion, quote_answer
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TEXT = (
     "I was born at Shrewsbury on February 12th, 1809. My mother died in July 1817, when I was a little over eight years old.\n\n"
     "I believe that I have acquired the habit of doing everything at a fixed hour, which has been of great use to me.\n\n"
@@ -25,62 +15,18 @@ TEXT = (
 )
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("MMOS_REQUIRE_MODELS"):
-        pytest.fail(f"MMOS_REQUIRE_MODELS is set: {reason}")
-    pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def _wait_http(url: str, timeout: float = 60) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(url)
 
 
 @pytest.fixture()
 def live_app(services, clean_db, fake_llm, embedder_or_skip):
     """Streamlit on a free port and one RQ worker, both on the test database and the fake provider."""
-    if not Path(CHROMIUM).exists():
-        _unavailable("Debian chromium is not installed (apt-get install chromium)")
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        _unavailable("playwright is not installed (pip install playwright)")
-    port = _free_port()
-    env = dict(os.environ)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port", str(port),
-             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ),
-        subprocess.Popen([sys.executable, "-m", "mmos_core.cli.app", "worker"], env=env, cwd=REPO,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-    ]
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/_stcore/health")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    require_browser()
+    with live_streamlit(worker=True) as url:
+        yield url
 
 
 def _shot(page, name: str) -> None:

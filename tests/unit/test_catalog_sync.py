@@ -55,7 +55,7 @@ def test_deprecation_date_decides_status():
 @pytest.mark.parametrize(
     ("inp", "out", "bucket"),
     [
-        # seed 002's six chat models at their list prices land in the seed's buckets
+        # the catalog design's six chat models at their list prices land in the seed's buckets
         (0.15, 0.60, "low"),  # gpt-4o-mini
         (0.10, 0.40, "low"),  # gemini-2.0-flash
         (0.80, 4.00, "low"),  # claude-3.5-haiku

@@ -1,4 +1,4 @@
-"""Conversation detectors (issue 6): contradictions, loops, citations, coherence, health - pure, no services.
+"""Conversation detectors (docs/conversations.md): contradictions, loops, citations, coherence, health - pure, no services.
 
 Tests that need realistic similarities use the provisioned ONNX embedder (`embedder_or_skip`); the rest use
 exact or hand-built vectors.

@@ -1,4 +1,4 @@
-"""Cost estimate before queueing (issue 4, part 3): token counts from litellm × price map."""
+"""Cost estimate before queueing (docs/quality.md): token counts from litellm × price map."""
 
 from __future__ import annotations
 

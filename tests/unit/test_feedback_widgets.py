@@ -1,4 +1,4 @@
-"""Streamlit feedback widgets → seed 002 feedback types."""
+"""Streamlit feedback widgets → the catalog design feedback types."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""The confidence lake: Arrow IPC frames in memory-mapped, append-only segments (seed 003)."""
+"""The confidence lake: Arrow IPC frames in memory-mapped, append-only segments (the monitoring design)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def entry(i: int, confidence: float = 0.9, **kw) -> LakeEntry:
     )
 
 
-# Seed 003, "Confidence Lake Integration":
+# The monitoring design, "Confidence Lake Integration":
 #   if confidence >= 0.6 && !hallucination_detected && (is_sacred_position || confidence > 0.8)
 ENTRY_RULE = [
     # confidence, hallucination, flux position, worthy

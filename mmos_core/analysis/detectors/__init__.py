@@ -1,4 +1,4 @@
-"""Conversation detectors (issue 6, seed 004): pure functions, no database.
+"""Conversation detectors (docs/conversations.md): pure functions, no database.
 
 Contradictions, loops, citations, coherence and the health score. See docs/conversations.md for every
 formula, threshold and weight, and the figures measured on ProSeCCo (`bench/prosecco.py`).

@@ -1,4 +1,4 @@
-"""Citation extraction and verification (issue 6, seed 004).
+"""Citation extraction and verification (docs/conversations.md).
 
 Extraction (`extract_citations`) finds, with their character spans:
 

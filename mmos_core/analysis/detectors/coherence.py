@@ -1,4 +1,4 @@
-"""Coherence: how a message relates to what it answers (issue 6, seed 004).
+"""Coherence: how a message relates to what it answers (docs/conversations.md).
 
 relatedness = max(cos(new, answered), cos(new, context)) where *answered* is the latest earlier message
 from another speaker (another agent name, else another role; the latest message when there is none) and

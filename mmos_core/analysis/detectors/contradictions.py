@@ -1,4 +1,4 @@
-"""Contradiction detection between conversation messages (issue 6, seed 004).
+"""Contradiction detection between conversation messages (docs/conversations.md).
 
 No licence-clean NLI model can be obtained offline (see /work/shared/docs/offline-models.md), so the
 classifier is a documented method on our own embedder:

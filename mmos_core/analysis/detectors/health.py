@@ -1,4 +1,4 @@
-"""Conversation health score (0..100) from the detector outputs (issue 6, seed 004).
+"""Conversation health score (0..100) from the detector outputs (docs/conversations.md).
 
 Four component scores, each 0..100 (higher = healthier):
 

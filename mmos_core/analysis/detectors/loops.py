@@ -1,4 +1,4 @@
-"""Loop (repetition) detection across conversation turns (issue 6, seed 004).
+"""Loop (repetition) detection across conversation turns (docs/conversations.md).
 
 Two messages are *near-duplicates* when their word-trigram Jaccard is >= `NGRAM_JACCARD` or, when both are
 embedded, their cosine is >= `EMBEDDING_COSINE` (restating the same argument in other words). The newest

@@ -1,16 +1,16 @@
 """Small text helpers shared by the detectors: sentence split, word tokens, normalised shingles.
 
-Deliberately dependency-free regular expressions: the detectors run after every message, and these
-texts are chat turns (English prose, some Markdown), not documents that need a full NLP pipeline.
+Sentences come from the one splitter, `mmos_core.text.sentences` (pysbd), in its ``lines=True`` mode: chat
+turns are English prose plus Markdown, logs, lists and tables, which give one statement per line. The
+word helpers are plain regular expressions: the detectors run after every message.
 """
 
 from __future__ import annotations
 
 import re
 
-# Sentence ends: `.!?;` before a capital/digit; a blank line; a line break unless the next line goes on in
-# lower case (hard-wrapped prose). Logs, lists and tables thus give one statement per line.
-_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n|[ \t]*\n\s*(?![a-z])")
+from mmos_core.text.sentences import sentence_spans
+
 _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*%?|[a-z]+(?:'[a-z]+)?")
 _CONTRACTIONS = (
     (re.compile(r"\bcan't\b"), "can not"),
@@ -49,27 +49,19 @@ def content_words(text: str) -> set[str]:
 
 
 def split_sentences(text: str, *, min_chars: int = 12, max_sentences: int = 40) -> list[tuple[int, int, str]]:
-    """Split a message into sentences with their spans.
+    """Split a message into sentences with their spans (`mmos_core.text.sentences.sentence_spans`,
+    ``lines=True``: blank lines and line breaks end a sentence unless the next line goes on in lower case).
 
-    Splits after `.`, `!`, `?`, `;` followed by a capital/digit, at blank lines, and at line breaks unless
-    the next line starts in lower case (hard-wrapped prose).
-    Fragments shorter than `min_chars` (after stripping) are dropped (they carry no claim: "Yes.", "OK!").
+    Fragments shorter than `min_chars` characters are dropped (they carry no claim: "Yes.", "OK!").
     Returns at most `max_sentences` items `(start, end, sentence)` with `text[start:end] == sentence`,
-    in order; a text with no split point is one sentence.
+    in order; a text with no sentence boundary is one sentence; `[]` for empty text.
     """
     out: list[tuple[int, int, str]] = []
-    pos = 0
-    for m in [*_SENTENCE_END.finditer(text), None]:
-        end = m.start() if m is not None else len(text)
-        piece = text[pos:end]
-        stripped = piece.strip()
-        if len(stripped) >= min_chars:
-            s = pos + (len(piece) - len(piece.lstrip()))
-            out.append((s, s + len(stripped), stripped))
+    for start, end in sentence_spans(text, lines=True):
+        if end - start >= min_chars:
+            out.append((start, end, text[start:end]))
             if len(out) >= max_sentences:
                 break
-        if m is not None:
-            pos = m.end()
     return out
 
 

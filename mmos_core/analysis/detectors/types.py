@@ -1,4 +1,4 @@
-"""Shared input types for the conversation detectors (issue 6, seed 004).
+"""Shared input types for the conversation detectors (docs/conversations.md).
 
 The detectors are pure functions over these views: no database, no network. The caller (the RQ jobs in
 `workers/`) loads messages and their embeddings from PostgreSQL and passes them in.

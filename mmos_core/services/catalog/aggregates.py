@@ -1,4 +1,4 @@
-"""Seed 002 `ai_model_performance_aggregates` (daily, weekly, monthly, all_time) from ai_logs and
+"""The catalog design `ai_model_performance_aggregates` (daily, weekly, monthly, all_time) from ai_logs and
 ai_user_feedback, and the derived columns of mappings, models and user preferences.
 
 `refresh_aggregates` recomputes everything in one transaction (delete + insert: a removed feedback row
@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from mmos_core.analysis.posterior import FeedbackTally, posterior, user_preference_score
+from mmos_core.core.domain import AiLogStatus
 from mmos_core.models import UserFeedback
 from mmos_core.models.catalog import (
     AiLog,
@@ -106,7 +107,7 @@ def _daily_cells(session: Session) -> dict[tuple[str, str, dt.date], _Cell]:
             AiLog.category_key,
             day,
             func.count(),
-            func.count().filter(AiLog.status == "ok"),
+            func.count().filter(AiLog.status == AiLogStatus.ok.value),
             func.coalesce(func.sum(AiLog.input_tokens + AiLog.output_tokens), 0),
             func.coalesce(func.sum(AiLog.cost_usd), 0),
             func.coalesce(func.sum(AiLog.latency_ms), 0),

@@ -1,4 +1,4 @@
-"""Write and read `ai_logs`: one row per LLM call (seed 002's task columns included).
+"""Write and read `ai_logs`: one row per LLM call (the catalog design's task columns included).
 
 Every extraction call is logged from `services.extraction_run.record_call` / `record_provider_error`
 (category `fragment_extraction`); other callers use `log_call`. Writers never commit: the row belongs
@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mmos_core.core.domain import AiLogStatus
 from mmos_core.models import ProcessingBatch
 from mmos_core.models.catalog import (
     LOG_STATUSES,
@@ -157,7 +158,7 @@ def log_extraction_call(
         )
     return log_call(
         **common,
-        status="provider_error",
+        status=AiLogStatus.provider_error.value,
         latency_ms=getattr(error, "duration_ms", None),
         attempts=getattr(error, "attempts", 1),
         error=str(error),

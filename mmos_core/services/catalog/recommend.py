@@ -1,4 +1,4 @@
-"""Seed 002's queries: "best model for task", "user's preferred model", plus the fallback chain.
+"""The catalog design's queries: "best model for task", "user's preferred model", plus the fallback chain.
 
 Where the seed orders by `is_recommended, priority_rank, suitability_score`, we order by the feedback
 posterior's lower credible bound (see `posterior`), then its mean, then the seed's two columns as
@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from mmos_core.analysis.posterior import FeedbackTally, posterior, user_preference_score
+from mmos_core.core.domain import CatalogModelStatus
 from mmos_core.models import UserFeedback
 from mmos_core.models.catalog import AiModel, AiModelTaskMapping, AiTaskCategory, AiUserPreference
 
@@ -169,7 +170,7 @@ def best_models_for_task(
     user_id: int | None = None,
     include_inactive: bool = False,
 ) -> list[Recommendation]:
-    """Seed 002 "Get Best Model for Task": the top `limit` models for the category, best first.
+    """The catalog design "Get Best Model for Task": the top `limit` models for the category, best first.
 
     With `user_id`, the model that user pinned for the category (if any) comes first, marked `pinned`,
     whatever its rank. Deprecated or deactivated models are left out unless `include_inactive`.
@@ -218,7 +219,7 @@ def fallback_chain(
         r
         for r in rank_models(session=session, task_category=task_category)
         if r.model_id != failed_model
-        and r.status == "active"
+        and r.status == CatalogModelStatus.active.value
         and (available is None or r.model_id in available)
     ]
     return chain[:limit]
@@ -240,7 +241,7 @@ class PreferredModel:
 
 
 def user_preferred_model(*, session: Session, user_id: int, task_category: str) -> PreferredModel | None:
-    """Seed 002 "Get User's Preferred Model for Task": the pinned model, else the active model with the
+    """The catalog design "Get User's Preferred Model for Task": the pinned model, else the active model with the
     highest preference score from the user's own feedback (`posterior.user_preference_score`), else None.
 
     Raises:

@@ -1,4 +1,4 @@
-"""Fill the catalog: litellm's bundled price map (chat models) + the local llama.cpp models, seed 002's
+"""Fill the catalog: litellm's bundled price map (chat models) + the local llama.cpp models, the catalog design's
 task categories and mappings. Idempotent upserts; `mmos catalog sync` and `ensure_catalog` call it.
 
 Cost buckets (USD per 1M tokens, blended 3 input : 1 output, i.e. (3·in + out) / 4 — extraction
@@ -14,7 +14,7 @@ high    ≥ 4.00                      gpt-4o 4.38, claude-sonnet-4-5 6.00, gpt-4
 unknown no per-token price in map   image/search-priced entries
 ======  ==========================  =====================================================
 
-The thresholds were chosen so that the six chat models of seed 002's own seed data land in the
+The thresholds were chosen so that the six chat models of the catalog design's own seed data land in the
 seed's buckets at their list prices (gpt-4o-mini, gemini-2.0-flash, claude-3.5-haiku low;
 gemini-1.5-pro medium; gpt-4o, claude-3.5-sonnet high).
 """
@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from mmos_core.core.config import get_settings
+from mmos_core.core.domain import CatalogModelStatus
 from mmos_core.llm.catalog import litellm
 from mmos_core.llm.local_models import LOCAL_MODELS
 from mmos_core.models.catalog import AiModel, AiModelTaskMapping, AiTaskCategory
@@ -40,7 +41,7 @@ from mmos_core.models.catalog import AiModel, AiModelTaskMapping, AiTaskCategory
 LOW_MAX_PER_1M = 2.0
 MEDIUM_MAX_PER_1M = 4.0
 
-#: litellm capability flag → seed 002 capability tag.
+#: litellm capability flag → the catalog design capability tag.
 CAPABILITY_FLAGS: dict[str, str] = {
     "supports_function_calling": "function_calling",
     "supports_vision": "vision",
@@ -54,7 +55,7 @@ CAPABILITY_FLAGS: dict[str, str] = {
     "supports_audio_output": "audio_output",
 }
 
-#: Seed 002's categories plus the workbench's own two. Seed 002 requires `text_reasoning` for
+#: The catalog design's categories plus the workbench's own two. The catalog design requires `text_reasoning` for
 #: content_ideas, but litellm flags only "reasoning" models, which would exclude the seed's own pick
 #: (gpt-4o); we make it preferred instead.
 CATEGORIES: list[dict[str, Any]] = [
@@ -73,7 +74,7 @@ CATEGORIES: list[dict[str, Any]] = [
     {
         "category_key": "conversation_turn",
         "category_name": "Conversation turn",
-        "description": "One assistant reply in a conversation (seed 004), judged by the people who read it.",
+        "description": "One assistant reply in a conversation (the conversations design), judged by the people who read it.",
         "required_capabilities": ["text_generation"],
         "preferred_capabilities": ["text_chat"],
         "default_priority": "balanced",
@@ -103,7 +104,7 @@ CATEGORIES: list[dict[str, Any]] = [
      "default_priority": "quality", "tags": ["video"]},
 ]
 
-#: Seed 002's hand-made mappings: (model, category, base suitability, recommended, rank; higher rank =
+#: The catalog design's hand-made mappings: (model, category, base suitability, recommended, rank; higher rank =
 #: preferred, as the seed's column comment says — its data numbers the top pick 1, so ranks are flipped).
 #: Applied only where the model is in the catalog (this litellm map lacks the seed's claude-3-5-*
 #: names, and image models are not chat models).
@@ -189,7 +190,7 @@ def model_row(key: str, entry: Mapping[str, Any], *, today: dt.date, price_sourc
         "input_cost_per_1m": inp,
         "output_cost_per_1m": out,
         "price_source": price_source,
-        "status": "deprecated" if deprecated else "active",
+        "status": CatalogModelStatus.deprecated.value if deprecated else CatalogModelStatus.active.value,
         "is_active": not deprecated,
         "is_local": False,
         "deprecated_at": dep,
@@ -217,7 +218,7 @@ def local_rows(*, context_tokens: int, max_output_tokens: int) -> list[dict[str,
             "input_cost_per_1m": Decimal(0),
             "output_cost_per_1m": Decimal(0),
             "price_source": "local llama.cpp server (no per-token price)",
-            "status": "active",
+            "status": CatalogModelStatus.active.value,
             "is_active": True,
             "is_local": True,
             "deprecated_at": None,
@@ -273,7 +274,7 @@ def upsert_models(*, session: Session, rows: list[dict[str, Any]]) -> tuple[int,
             index_elements=[table.c.model_id],
             set_={
                 **{c: stmt.excluded[c] for c in _SYNCED},
-                "is_active": case((stmt.excluded.status == "deprecated", False), else_=table.c.is_active),
+                "is_active": case((stmt.excluded.status == CatalogModelStatus.deprecated.value, False), else_=table.c.is_active),
                 "updated_at": func.now(),
             },
         ).returning(table.c.id, literal_column("xmax = 0"))
@@ -320,7 +321,7 @@ def sync_catalog(
         if k not in registered and (r := model_row(k, e, today=today, price_source=price_source))
     ]
     locals_ = local_rows(context_tokens=settings.llm_context_tokens, max_output_tokens=settings.llm_max_output_tokens)
-    report = SyncReport(deprecated=sum(1 for r in rows if r["status"] == "deprecated"), local=len(locals_))
+    report = SyncReport(deprecated=sum(1 for r in rows if r["status"] == CatalogModelStatus.deprecated.value), local=len(locals_))
     report.inserted, report.updated = upsert_models(session=session, rows=rows + locals_)
 
     report.categories_added = ensure_categories(session=session)

@@ -1,4 +1,4 @@
-"""Import the PRD vicuna80 human pairwise votes (../shared/data/prd_human_preferences) as seed 002 feedback.
+"""Import the PRD vicuna80 human pairwise votes (../shared/data/prd_human_preferences) as the catalog design feedback.
 
 Source: Li et al. 2023, "PRD: Peer Rank and Discussion Improve LLM based Evaluations" (MIT), file
 `vicuna80_human_pairwise.jsonl`: one human vote per line, `{model_1, model_2, question_id, question,
@@ -36,6 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mmos_core.analysis.posterior import Posterior, posterior, tally
+from mmos_core.core.domain import BatchStatus, CatalogModelStatus
 from mmos_core.models import ProcessingBatch, UserFeedback
 from mmos_core.models.catalog import AiModel
 from mmos_core.services.catalog.recommend import category
@@ -149,7 +150,7 @@ def _ensure_model(session: Session, vote_name: str) -> tuple[str, list[str]]:
         session.add(
             AiModel(
                 model_id=model_id, model_name=model_id, provider=provider, version=version,
-                capabilities=["text_generation", "text_chat"], cost_bucket="unknown", status="external",
+                capabilities=["text_generation", "text_chat"], cost_bucket="unknown", status=CatalogModelStatus.external.value,
                 is_active=True, description="Known from the PRD vicuna80 human votes; not callable from the workbench.",
                 metadata_={"origin": "prd_human_preferences vicuna80", "vote_name": vote_name},
             )
@@ -165,7 +166,7 @@ def _import_batch(session: Session, model_id: str, provider: str) -> int:
         batch = ProcessingBatch(
             batch_code=code, model_provider=provider, model_name=model_id, temperature=0,
             processor_name="prd_human_preferences import", prompt_version="prd-vicuna80",
-            batch_status="completed", total_sources=0, chunks_total=0, price_snapshot={},
+            batch_status=BatchStatus.completed.value, total_sources=0, chunks_total=0, price_snapshot={},
         )
         session.add(batch)
         session.flush()

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from mmos_core.core.domain import InterventionStatus
 from mmos_core.models.conversations import Contradiction, Conversation, ConversationLoop, Message
 from mmos_core.services.conversations.store import ConversationNotFound
 
@@ -107,7 +108,7 @@ def loop_alerts(*, session: Session, conversation_id: int, include_closed: bool 
         .order_by(last.c.sequence_number.desc())
     )
     if not include_closed:
-        q = q.where(ConversationLoop.intervention_status.in_(("pending", "acknowledged")))
+        q = q.where(ConversationLoop.intervention_status.in_((InterventionStatus.pending.value, InterventionStatus.acknowledged.value)))
     return [
         LoopAlert(
             id=lp.id,
@@ -149,8 +150,8 @@ def resolve_contradiction(*, session: Session, contradiction_id: int, user_id: i
 def acknowledge_loop(*, session: Session, loop_id: int, user_id: int | None) -> ConversationLoop:
     """pending → acknowledged (who and when are kept). Raises ConversationNotFound."""
     lp = _get(session, ConversationLoop, loop_id)
-    if lp.intervention_status == "pending":
-        lp.intervention_status, lp.acknowledged_by, lp.acknowledged_at = "acknowledged", user_id, dt.datetime.now(dt.UTC)
+    if lp.intervention_status == InterventionStatus.pending.value:
+        lp.intervention_status, lp.acknowledged_by, lp.acknowledged_at = InterventionStatus.acknowledged.value, user_id, dt.datetime.now(dt.UTC)
     _refresh_flags(session, lp.conversation_id)
     return lp
 
@@ -159,7 +160,7 @@ def resolve_loop(*, session: Session, loop_id: int, user_id: int | None, dismiss
     """Close a loop as resolved (or dismissed: "not a real loop"). A resolved loop that repeats again
     is reopened by the next analysis; a dismissed one stays dismissed."""
     lp = _get(session, ConversationLoop, loop_id)
-    lp.intervention_status = "dismissed" if dismiss else "resolved"
+    lp.intervention_status = InterventionStatus.dismissed.value if dismiss else InterventionStatus.resolved.value
     lp.resolved_by, lp.resolved_at = user_id, dt.datetime.now(dt.UTC)
     _refresh_flags(session, lp.conversation_id)
     return lp
@@ -180,7 +181,7 @@ def _refresh_flags(session: Session, conversation_id: int) -> None:
     open_l = session.scalar(
         select(func.count()).where(
             ConversationLoop.conversation_id == conversation_id,
-            ConversationLoop.intervention_status.in_(("pending", "acknowledged")),
+            ConversationLoop.intervention_status.in_((InterventionStatus.pending.value, InterventionStatus.acknowledged.value)),
         )
     )
     session.execute(

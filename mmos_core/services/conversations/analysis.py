@@ -40,6 +40,7 @@ from mmos_core.analysis.detectors import (
     extract_citations,
 )
 from mmos_core.core.config import get_settings
+from mmos_core.core.domain import InterventionStatus
 from mmos_core.core.vectors import Embed
 from mmos_core.models.conversations import Contradiction, ConversationLoop, Message, MessageEmbedding
 from mmos_core.services.conversations.citations import check_citation, persist_citations
@@ -273,14 +274,14 @@ def _persist_loop(session: Session, conv_id: int, msg: Message, loop: LoopFindin
         row = ConversationLoop(
             conversation_id=conv_id,
             pattern_hash=loop.pattern_hash[:64],
-            intervention_status="pending",
+            intervention_status=InterventionStatus.pending.value,
             first_occurrence_message_id=loop.first_message_id,
             detection_metadata={"occurrences": []},
         )
         session.add(row)
-    elif row.intervention_status == "resolved" and seq > max(o[0] for o in row.detection_metadata.get("occurrences", [[-1]])):
+    elif row.intervention_status == InterventionStatus.resolved.value and seq > max(o[0] for o in row.detection_metadata.get("occurrences", [[-1]])):
         # a resolved loop that repeats again is open again; a dismissed one stays dismissed
-        row.intervention_status, row.resolved_at = "pending", None
+        row.intervention_status, row.resolved_at = InterventionStatus.pending.value, None
     occurrences = {o[0]: o for o in (row.detection_metadata or {}).get("occurrences", [])}
     occurrences[seq] = occurrence
     ordered = [occurrences[k] for k in sorted(occurrences)]

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from mmos_core.core.domain import ConversationStatus, InterventionStatus
 from mmos_core.models.conversations import Contradiction, Conversation, ConversationLoop, Message
 from mmos_core.services.conversations.citations import citation_status, citations_by_message
 from mmos_core.text.conversation_import import ParsedConversation, ParsedMessage
@@ -28,7 +29,7 @@ class ConversationNotFound(LookupError):
 
 
 def create_conversation(
-    *, session: Session, parsed: ParsedConversation, user_id: int | None = None, status: str = "idle"
+    *, session: Session, parsed: ParsedConversation, user_id: int | None = None, status: str = ConversationStatus.idle.value
 ) -> Conversation:
     """Insert a parsed conversation and all its messages (sequence 0..n-1) in the caller's transaction.
 
@@ -75,7 +76,7 @@ def import_conversations(
 ) -> list[int]:
     """Insert several parsed conversations (status `queued`: the caller enqueues their analysis after
     commit with `enqueue_analysis`). Returns their ids in order."""
-    return [create_conversation(session=session, parsed=p, user_id=user_id, status="queued").id for p in parsed]
+    return [create_conversation(session=session, parsed=p, user_id=user_id, status=ConversationStatus.queued.value).id for p in parsed]
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def create_debate(
         title=f"Debate: {topic[:200]}",
         topic=topic,
         source_format="debate",
-        status="queued",
+        status=ConversationStatus.queued.value,
         user_id=user_id,
         metadata_={"debate": {"topic": topic, "rounds": rounds, "agents": [{"name": n, "model": a.model} for n, a in zip(names, agents, strict=True)]}},
     )
@@ -216,7 +217,7 @@ def list_conversations(*, session: Session, limit: int = 500) -> list[Conversati
     )
     loops = (
         select(ConversationLoop.conversation_id, func.count().label("n"))
-        .where(ConversationLoop.intervention_status.in_(("pending", "acknowledged")))
+        .where(ConversationLoop.intervention_status.in_((InterventionStatus.pending.value, InterventionStatus.acknowledged.value)))
         .group_by(ConversationLoop.conversation_id)
         .subquery()
     )

@@ -1,4 +1,4 @@
-"""The Models page (seed 002 catalog) through Streamlit's AppTest on the real embedded PostgreSQL."""
+"""The LLM catalog page (docs/model-catalog.md) through Streamlit's AppTest on the real embedded PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 from ui_support import signed_in, texts
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "models.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "llm_catalog.py")
 SMALL = "qwen2.5-coder-0.5b-instruct"
 LARGE = "qwen2.5-coder-1.5b-instruct"
 

