@@ -1,4 +1,4 @@
-"""Measured extraction quality: the 0-10 score and its interval from counts (issue 4, part 1).
+"""Measured extraction quality: the 0-10 score and its interval from counts (docs/quality.md).
 
 Everything here is a pure function of counts, so a batch, a model over many batches, a source type or
 a fragment category are scored the same way: pool the counts, then score. The counts come from
@@ -7,11 +7,17 @@ a fragment category are scored the same way: pool the counts, then score. The co
 Components, each a proportion with a 95 % Wilson score interval (Wilson 1927, "Probable inference,
 the law of succession, and statistical inference", JASA 22:209-212):
 
-* **grounding** G = grounded / checked. A direct quote is grounded when `mmos_core.text.locate` finds it in
-  its source (exact, normalised, or rapidfuzz partial ratio ≥ 85, `locate_quote`'s `min_score`); a paraphrase
-  or inference when its best-matching source window (1-3 sentences around its location) has cosine
-  ≥ `GROUNDING_THRESHOLD` with it (the same rule as the `fragment_grounding` audit of seed 003).
-  An ungrounded fragment is counted as a hallucination.
+* **grounding** G = grounded / checked. Rule q-v2: a direct quote is grounded only when its verbatim
+  check is `exact` and its attribution check says the person said it (`mmos_core.analysis.fragment_checks`):
+  a misquote (`near`), a quote not in the source, or another speaker's / the editor's words is not
+  grounded. A fragment without stored checks falls back to q-v1's rule (located by `mmos_core.text.locate`:
+  exact, normalised, or rapidfuzz partial ratio ≥ 85). A paraphrase or inference is grounded when its
+  best-matching source window (1-3 sentences around its location) has cosine ≥ `GROUNDING_THRESHOLD` with it
+  (the same rule as the `fragment_grounding` audit of the monitoring design). An ungrounded fragment is
+  counted as a hallucination.
+* **support** S = Σ support / judged: does the quote (with its context) support the insight? Each
+  fragment counts the LLM judge's verdict (yes 1, partly 0.5, no 0) when it has one, else the embedding
+  baseline (insight vs quote + context cosine ≥ `mmos_core.services.checks.SUPPORT_BASELINE_THRESHOLD` → 1, else 0).
 * **agreement** with a reference set (human-verified fragments of the source when there are any,
   otherwise the baseline model's batch on it): fragments matched one-to-one by cosine ≥
   `AGREEMENT_THRESHOLD` (greedy, best pair first). Precision P = matched / batch fragments, recall
@@ -20,9 +26,10 @@ the law of succession, and statistical inference", JASA 22:209-212):
 * **human** H = (verified + likes + Σ (stars − 1) / 4) / (verified + rejected + likes + dislikes +
   regenerates + ratings): every verdict, thumb and star rating is one judgement worth 0-1.
 
-Score = 10 × (w_G·G + w_A·F1 + w_H·H) / (sum of the weights of the components that have data), with
-`WEIGHTS` below. The interval is the same formula with every component at its own lower (upper)
-bound: conservative (wider than a joint interval), never narrower than the evidence allows.
+Score = 10 × Σ w_c·c / (sum of the weights of the components c that have data), with `WEIGHTS`
+below (q-v1 had no support component: `WEIGHTS_V1`). The interval is the same formula with every
+component at its own lower (upper) bound: conservative (wider than a joint interval), never narrower
+than the evidence allows.
 """
 
 from __future__ import annotations
@@ -30,17 +37,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-#: Weights of the components (sum 1). Grounding weighs most because it needs no reference and
-#: catches the failure that matters most (text that is not in the source).
-WEIGHTS = {"grounding": 0.5, "agreement": 0.3, "human": 0.2}
-#: Cosine a paraphrase needs against its best source window to count as grounded (= the seed-003 audit's rule).
+#: Weights of the components (sum 1). Grounding weighs most because it needs no reference and catches
+#: the failures that matter most (words not in the source, or not the person's); support next, because an
+#: insight the quote does not carry misleads even when the quote is real. docs/quality.md reports how well
+#: each check agrees with reviewers, the evidence these weights are revisited on.
+WEIGHTS = {"grounding": 0.4, "support": 0.25, "agreement": 0.2, "human": 0.15}
+#: The weights of rule q-v1 (no support component), for scores stored under it.
+WEIGHTS_V1 = {"grounding": 0.5, "support": 0.0, "agreement": 0.3, "human": 0.2}
+#: Cosine a paraphrase needs against its best source window to count as grounded (= the monitoring design's audit rule).
 GROUNDING_THRESHOLD = 0.5
 #: Cosine two fragments need to be matched when computing agreement (= the Comparison page's default).
 AGREEMENT_THRESHOLD = 0.70
 #: z for a two-sided 95 % interval.
 Z95 = 1.959963984540054
 #: Version of this rule, stored with every score (`model_performance.quality_rule`).
-QUALITY_RULE = "q-v1"
+QUALITY_RULE = "q-v2"
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,9 @@ class QualityCounts:
         batch_fragments, batch_matched: fragments compared with a reference, and those matched in it.
         reference_fragments, reference_matched: reference fragments, and those matched by the batch.
         human_n, human_k: human judgements and their positive weight (0-1 each).
+        support_n, support_k: fragments whose support was judged (LLM) or measured (baseline), and their sum 0-1.
+        direct_quotes, quotes_exact, quotes_by_person, judged: evidence shown beside the score (direct quotes,
+            those verbatim, those the person said, fragments with an LLM verdict).
     """
 
     checked: int = 0
@@ -100,6 +114,12 @@ class QualityCounts:
     reference_matched: int = 0
     human_n: int = 0
     human_k: float = 0.0
+    support_n: int = 0
+    support_k: float = 0.0
+    direct_quotes: int = 0
+    quotes_exact: int = 0
+    quotes_by_person: int = 0
+    judged: int = 0
 
     def __add__(self, other: QualityCounts) -> QualityCounts:
         return QualityCounts(
@@ -111,6 +131,12 @@ class QualityCounts:
             reference_matched=self.reference_matched + other.reference_matched,
             human_n=self.human_n + other.human_n,
             human_k=self.human_k + other.human_k,
+            support_n=self.support_n + other.support_n,
+            support_k=self.support_k + other.support_k,
+            direct_quotes=self.direct_quotes + other.direct_quotes,
+            quotes_exact=self.quotes_exact + other.quotes_exact,
+            quotes_by_person=self.quotes_by_person + other.quotes_by_person,
+            judged=self.judged + other.judged,
         )
 
 
@@ -133,6 +159,8 @@ class QualityScore:
     human: float | None
     human_interval: tuple[float, float] | None
     counts: QualityCounts
+    support: float | None = None
+    support_interval: tuple[float, float] | None = None
 
     @property
     def hallucination_rate(self) -> float | None:
@@ -147,11 +175,15 @@ def score(counts: QualityCounts, weights: dict[str, float] | None = None) -> Qua
     p = Proportion(counts.batch_matched, counts.batch_fragments)
     r = Proportion(counts.reference_matched, counts.reference_fragments)
     h = Proportion(counts.human_k, counts.human_n)
+    sp = Proportion(counts.support_k, counts.support_n)
 
     parts: list[tuple[float, float, float, float]] = []  # (weight, value, low, high)
     if g.value is not None:
         lo, hi = g.interval  # type: ignore[misc]
         parts.append((weights["grounding"], g.value, lo, hi))
+    if sp.value is not None and weights.get("support"):
+        lo, hi = sp.interval  # type: ignore[misc]
+        parts.append((weights["support"], sp.value, lo, hi))
     agreement = agreement_iv = None
     if p.value is not None and r.value is not None:
         agreement = f1(p.value, r.value)
@@ -182,6 +214,8 @@ def score(counts: QualityCounts, weights: dict[str, float] | None = None) -> Qua
         human=h.value,
         human_interval=h.interval,
         counts=counts,
+        support=sp.value,
+        support_interval=sp.interval,
     )
 
 

@@ -1,4 +1,4 @@
-"""`mmos quality ...`: measured quality, the sweet spot, strategies, cascade replay, cross-batch QA (issue 4)."""
+"""`mmos quality ...`: measured quality, the sweet spot, strategies, cascade replay, cross-batch QA (docs/quality.md)."""
 
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def optimize(
     sample: Annotated[int, typer.Option(help="Chunks per progressive sample.")] = 3,
     wait: Annotated[bool, typer.Option(help="Print each decision until the runs finish.")] = False,
 ) -> None:
-    """Start seed 001's process_batch(source_ids, strategy) as optimization runs on the queue."""
+    """Start the optimizer design's process_batch(source_ids, strategy) as optimization runs on the queue."""
     from mmos_core.core import db
     from mmos_core.llm.catalog import UnknownModelError
     from mmos_core.models import OptimizationRun
@@ -178,7 +178,7 @@ def optimize(
 
 @app.command()
 def qa(source: Annotated[list[int] | None, typer.Option("--source", "-s", help="Source id; repeat.")] = None) -> None:
-    """Cross-batch agreement per model pair (seed 000 workflow 3) and the largest relevance disagreements."""
+    """Cross-batch agreement per model pair (the core design workflow 3) and the largest relevance disagreements."""
     from mmos_core.core import db
     from mmos_core.services.qa import cross_batch_agreement, largest_disagreements
 
@@ -190,3 +190,35 @@ def qa(source: Annotated[list[int] | None, typer.Option("--source", "-s", help="
         for p in largest_disagreements(session=session, source_ids=source, limit=5):
             typer.echo(f"  Δrelevance {p.relevance_diff} (cos {p.similarity:.2f}): {p.model_a}: {p.content_a[:70]!r} | "
                        f"{p.model_b}: {p.content_b[:70]!r}")
+
+
+@app.command()
+def calibration(
+    source: Annotated[list[int] | None, typer.Option("--source", "-s", help="Source id; repeat (default: all).")] = None,
+) -> None:
+    """How each automatic check agrees with reviewers' verdicts (AUROC, accuracy, 95% intervals, n), and
+    Cohen's kappa between reviewers who judged the same fragments (docs/quality.md)."""
+    from mmos_core.analysis.calibration import format_estimate
+    from mmos_core.core import db
+    from mmos_core.services.calibration import calibration as report_of
+    from mmos_core.services.calibration import reviewer_agreement, reviewer_progress
+
+    with db.session_scope() as session:
+        rep = report_of(session=session, source_ids=source)
+        kappas = reviewer_agreement(session=session)
+        progress = reviewer_progress(session=session)
+    typer.echo(f"{rep.n_rows} reviewed fragment(s); figures need {rep.min_verdicts} verdicts per check")
+    typer.echo(f"{'check':17} {'target':20} {'n':>5} {'AUROC (95%)':>24} {'accuracy (95%)':>24}")
+    for c in rep.checks.values():
+        for a in (c.verdict, c.reason):
+            if a is None:
+                continue
+            cal = a.calibrated
+            typer.echo(f"{c.check:17} {a.target:20} {a.n:>5} {format_estimate(a.auroc, calibrated=cal):>24} "
+                       f"{format_estimate(a.accuracy, calibrated=cal):>24}")
+    if progress:
+        typer.echo("reviewers: " + ", ".join(f"{p.reviewer} {p.verdicts} ({p.verified} verified, {p.rejected} rejected)" for p in progress))
+    for k in kappas:
+        typer.echo(f"kappa {k.reviewer_a} vs {k.reviewer_b} on {k.dimension}: {format_estimate(k.kappa)} over {k.n} fragment(s)")
+    if not kappas:
+        typer.echo("no fragment was judged by two reviewers yet: no agreement figure")

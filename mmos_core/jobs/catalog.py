@@ -19,6 +19,16 @@ EXTRACT_BATCH = JobSpec(
     on_failure="workers.extraction.on_extraction_failure",
 )
 
+#: The LLM support judge over a completed batch's fragments (docs/quality.md); never blocks publication.
+JUDGE_BATCH = JobSpec(
+    name="judge-batch",
+    func="workers.judging.run_judging",
+    queue="low",
+    timeout_s=3600,
+    retry_intervals=(60, 300),
+    max_retries=2,
+)
+
 #: Analyse a conversation's messages (contradictions, loops, citations, health).
 ANALYZE_CONVERSATION = JobSpec(
     name="conv-analyze",
@@ -64,4 +74,4 @@ MAINTENANCE = JobSpec(
     failure_ttl_s=24 * 3600,
 )
 
-ALL_JOBS: tuple[JobSpec, ...] = (EXTRACT_BATCH, ANALYZE_CONVERSATION, RUN_DEBATE, DELIVER_WEBHOOK, MAINTENANCE)
+ALL_JOBS: tuple[JobSpec, ...] = (EXTRACT_BATCH, JUDGE_BATCH, ANALYZE_CONVERSATION, RUN_DEBATE, DELIVER_WEBHOOK, MAINTENANCE)

@@ -55,6 +55,8 @@ class Fragment(Base):
     rejected: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     rejected_by: Mapped[str | None] = mapped_column(String(200))
     rejected_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # why it was rejected (`RejectReason`): lets the calibration report check each automatic check
+    reject_reason: Mapped[str | None] = mapped_column(String(32))
     embedding: Mapped[list[float] | None] = mapped_column(Vector(EMBEDDING_DIM))
     search_vector: Mapped[str] = mapped_column(
         TSVECTOR,
@@ -152,7 +154,7 @@ class FragmentEdit(Base):
 
 
 class UserFeedback(Base):
-    """Seed 002 `ai_user_feedback`: like / dislike / regenerate / skip and 1-5 stars on a fragment or a batch."""
+    """The catalog design `ai_user_feedback`: like / dislike / regenerate / skip and 1-5 stars on a fragment or a batch."""
 
     __tablename__ = "ai_user_feedback"
 

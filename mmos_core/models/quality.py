@@ -18,11 +18,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mmos_core.core.domain import OptimizationStatus
 from mmos_core.models.base import Base, now
 
 
 class ModelPerformance(Base):
-    """Per-batch, per-source performance row written when a batch completes (seed 000 section 4)."""
+    """Per-batch, per-source performance row written when a batch completes (the core design section 4)."""
 
     __tablename__ = "model_performance"
 
@@ -33,7 +34,7 @@ class ModelPerformance(Base):
     batch_id: Mapped[int] = mapped_column(ForeignKey("processing_batches.id", ondelete="CASCADE"))
     source_type: Mapped[str] = mapped_column(String(32))
     fragments_extracted: Mapped[int] = mapped_column(Integer)
-    # Seed 000's self-reported quality: AVG(confidence × 10). Kept for the seed's queries; issue 4
+    # The core design's self-reported quality: AVG(confidence × 10). Kept for the seed's queries; docs/quality.md
     # replaces it with measured quality.
     extraction_quality_avg: Mapped[float | None] = mapped_column(Numeric(5, 2))
     relevance_score_avg: Mapped[float | None] = mapped_column(Numeric(5, 2))
@@ -44,7 +45,7 @@ class ModelPerformance(Base):
     time_per_fragment_seconds: Mapped[float | None] = mapped_column(Numeric(12, 3))
     located_share: Mapped[float | None] = mapped_column(Numeric(5, 4))
     malformed_share: Mapped[float | None] = mapped_column(Numeric(5, 4))
-    # Measured quality (issue 4, migration 0006; formulas in mmos_core/analysis/quality_score.py and docs/quality.md).
+    # Measured quality (docs/quality.md, migration 0006; formulas in mmos_core/analysis/quality_score.py and docs/quality.md).
     checked_fragments: Mapped[int | None] = mapped_column(Integer)
     grounded_fragments: Mapped[int | None] = mapped_column(Integer)
     grounding_rate: Mapped[float | None] = mapped_column(Numeric(5, 4))
@@ -59,6 +60,12 @@ class ModelPerformance(Base):
     quality_ci_low: Mapped[float | None] = mapped_column(Numeric(4, 2))
     quality_ci_high: Mapped[float | None] = mapped_column(Numeric(4, 2))
     quality_rule: Mapped[str | None] = mapped_column(String(16))
+    # rule q-v2's evidence (migration 0007): direct quotes, verbatim ones, the person's own, judged fragments
+    direct_quotes: Mapped[int | None] = mapped_column(Integer)
+    quotes_exact: Mapped[int | None] = mapped_column(Integer)
+    quotes_by_person: Mapped[int | None] = mapped_column(Integer)
+    judged_fragments: Mapped[int | None] = mapped_column(Integer)
+    support_rate: Mapped[float | None] = mapped_column(Numeric(5, 4))
     baseline_model: Mapped[str | None] = mapped_column(String(200))
     # quality_score − the baseline model's quality_score on the same source (points on 0-10)
     quality_delta: Mapped[float | None] = mapped_column(Numeric(6, 2))
@@ -68,7 +75,7 @@ class ModelPerformance(Base):
 
 
 class OptimizationRun(Base):
-    """One `process_batch` strategy run over one source (seed 001): the models tried in order, the
+    """One `process_batch` strategy run over one source (the optimizer design): the models tried in order, the
     sample chunks, each decision with the measured quality behind it, and the batches it queued."""
 
     __tablename__ = "optimization_runs"
@@ -81,7 +88,7 @@ class OptimizationRun(Base):
     budget_per_fragment: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
     sample_chunk_ids: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
     step: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="sampling")
+    status: Mapped[str] = mapped_column(String(16), default=OptimizationStatus.sampling.value)
     chosen_model: Mapped[str | None] = mapped_column(String(200))
     batch_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer), default=list)
     decisions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)

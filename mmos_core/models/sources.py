@@ -14,7 +14,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mmos_core.models.base import Base, now
@@ -42,6 +42,11 @@ class Source(Base):
     word_count: Mapped[int] = mapped_column(Integer)
     # Transcript cues: list of [char_start, char_end, "HH:MM:SS.mmm", "HH:MM:SS.mmm", speaker|null].
     cues: Mapped[list[Any] | None] = mapped_column(JSONB)
+    # speaker turns found at intake: [[speaker, char_start, char_end, kind], ...] (text/speakers.py)
+    speaker_turns: Mapped[list[Any] | None] = mapped_column(JSONB)
+    # the speaker label(s) whose words are the person's (None: the whole source is the person's)
+    person_labels: Mapped[list[str] | None] = mapped_column(ARRAY(String(120)))
+    turns_note: Mapped[str | None] = mapped_column(Text)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
     created_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=now())

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mmos_core.analysis.quality_score import AGREEMENT_THRESHOLD
+from mmos_core.core.domain import BatchStatus
 from mmos_core.models import Fragment, ModelPerformance, ProcessingBatch, SourceProcessing
 
 #: Two fragments are "the same finding" when the cosine similarity of their all-MiniLM-L6-v2
@@ -40,6 +41,12 @@ class BatchStats:
     chunks_total: int
     direct_quote_share: float | None
     located_share: float | None
+    #: of the direct quotes with checks: share verbatim, share said by the person; share of judged or
+    #: measured insights the quote supports (docs/quality.md); None when not checked yet
+    verbatim_share: float | None = None
+    person_share: float | None = None
+    support_rate: float | None = None
+    quality_score: float | None = None
 
 
 def batch_stats(*, session: Session, batch_ids: list[int]) -> list[BatchStats]:
@@ -93,6 +100,10 @@ def batch_stats(*, session: Session, batch_ids: list[int]) -> list[BatchStats]:
                 chunks_total=b.chunks_total,
                 direct_quote_share=(int(a.quotes) / n) if n else None,
                 located_share=float(p.located_share) if p and p.located_share is not None else None,
+                verbatim_share=(p.quotes_exact / p.direct_quotes) if p and p.direct_quotes else None,
+                person_share=(p.quotes_by_person / p.direct_quotes) if p and p.direct_quotes else None,
+                support_rate=float(p.support_rate) if p and p.support_rate is not None else None,
+                quality_score=float(p.quality_score) if p and p.quality_score is not None else None,
             )
         )
     return out
@@ -104,7 +115,7 @@ def completed_batches(*, session: Session, source_id: int) -> list[ProcessingBat
         session.scalars(
             select(ProcessingBatch)
             .join(SourceProcessing, SourceProcessing.batch_id == ProcessingBatch.id)
-            .where(SourceProcessing.source_id == source_id, ProcessingBatch.batch_status == "completed")
+            .where(SourceProcessing.source_id == source_id, ProcessingBatch.batch_status == BatchStatus.completed.value)
             .order_by(ProcessingBatch.id)
         )
     )

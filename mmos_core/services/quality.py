@@ -1,8 +1,8 @@
-"""Measured quality of batches and models, from the database (issue 4, part 1).
+"""Measured quality of batches and models, from the database (docs/quality.md).
 
 Counts are gathered here and scored by `mmos_core.analysis.quality_score.score` (the rule and its sources are in that
 module and docs/quality.md). Grounding of paraphrases and inferences reads the `fragment_grounding`
-audit rows (seed 003) the worker writes after each batch; a fragment without one is computed with
+audit rows (the monitoring design) the worker writes after each batch; a fragment without one is computed with
 `embed` when given, otherwise left out of the grounding count (never guessed).
 """
 
@@ -27,6 +27,7 @@ from mmos_core.analysis.quality_score import (
     score,
 )
 from mmos_core.core.config import get_settings
+from mmos_core.core.domain import BatchStatus
 from mmos_core.core.vectors import Embed
 from mmos_core.llm.catalog import get_model, price_snapshot
 from mmos_core.llm.local_models import LOCAL_MODELS
@@ -41,6 +42,7 @@ from mmos_core.models import (
     SourceProcessing,
     UserFeedback,
 )
+from mmos_core.services.checks import FragmentChecks, checks_for
 from mmos_core.services.comparison import match_pairs
 from mmos_core.services.inference_log import evidence_windows, grounding_confidence
 
@@ -95,7 +97,7 @@ def completed_batches_on(session: Session, source_id: int) -> list[ProcessingBat
             .join(SourceProcessing, SourceProcessing.batch_id == ProcessingBatch.id)
             .where(
                 SourceProcessing.source_id == source_id,
-                ProcessingBatch.batch_status == "completed",
+                ProcessingBatch.batch_status == BatchStatus.completed.value,
                 ProcessingBatch.chunk_scope.is_(None),
             )
             .order_by(ProcessingBatch.id)
@@ -190,7 +192,7 @@ def reference_for(session: Session, batch: ProcessingBatch, source_id: int) -> R
 
 
 def _grounding_confidences(session: Session, fragment_ids: list[int]) -> dict[int, float]:
-    """Latest `fragment_grounding` confidence per fragment (seed 003 audit rows)."""
+    """Latest `fragment_grounding` confidence per fragment (the monitoring design audit rows)."""
     if not fragment_ids:
         return {}
     rows = session.execute(
@@ -216,9 +218,16 @@ def _compute_grounding(session: Session, fragments: list[Fragment], embed: Embed
     return out
 
 
-def is_grounded(fragment: Fragment | FragmentFacts, embedding_support: float | None) -> bool | None:
-    """Grounding of one fragment (rule in `mmos_core.analysis.quality_score`); None when it cannot be decided."""
+def is_grounded(
+    fragment: Fragment | FragmentFacts, embedding_support: float | None, checks: FragmentChecks | None = None
+) -> bool | None:
+    """Grounding of one fragment (rule in `mmos_core.analysis.quality_score`); None when it cannot be decided.
+
+    A direct quote with stored checks is grounded only when verbatim (`exact`) and the person's; without
+    checks (a batch scored before they existed) it falls back to being located in the source."""
     if fragment.fragment_type == "direct_quote":
+        if checks is not None and checks.verbatim != "n/a":
+            return checks.verbatim == "exact" and checks.attribution == "person"
         return fragment.location_score is not None
     if embedding_support is None:
         return None
@@ -267,12 +276,24 @@ def batch_counts(
     if missing and embed is not None:
         full = list(session.scalars(select(Fragment).where(Fragment.id.in_(missing))))
         support.update(_compute_grounding(session, full, embed))
+    checks = checks_for(session=session, fragment_ids=[f.id for f in fragments])
     checked = grounded = 0
+    support_n, support_k = 0, 0.0
+    direct = exact = by_person = judged = 0
     for f in fragments:
-        g = is_grounded(f, support.get(f.id))
+        c = checks.get(f.id)
+        g = is_grounded(f, support.get(f.id), c)
         if g is not None:
             checked += 1
             grounded += int(g)
+        if f.fragment_type == "direct_quote" and c is not None and c.verbatim != "n/a":
+            direct += 1
+            exact += int(c.verbatim == "exact")
+            by_person += int(c.attribution == "person")
+        if c is not None and c.support is not None:
+            support_n += 1
+            support_k += c.support
+            judged += int(c.judge_support is not None)
 
     ref = reference_for(session, batch, source_id) if reference is True else reference or None
     batch_fragments = batch_matched = ref_n = ref_matched = 0
@@ -296,6 +317,12 @@ def batch_counts(
             reference_matched=ref_matched,
             human_n=human_n,
             human_k=human_k,
+            support_n=support_n,
+            support_k=support_k,
+            direct_quotes=direct,
+            quotes_exact=exact,
+            quotes_by_person=by_person,
+            judged=judged,
         ),
         ref,
     )
@@ -355,6 +382,11 @@ def _store(session: Session, bq: BatchQuality, baseline: str | None, base: Model
     perf.quality_ci_low = s.low
     perf.quality_ci_high = s.high
     perf.quality_rule = QUALITY_RULE
+    perf.direct_quotes = c.direct_quotes
+    perf.quotes_exact = c.quotes_exact
+    perf.quotes_by_person = c.quotes_by_person
+    perf.judged_fragments = c.judged
+    perf.support_rate = _r(s.support, 4)
     perf.baseline_model = baseline
     perf.evaluation_date = dt.datetime.now(dt.UTC)
     if base is not None and base.quality_score is not None and s.score is not None:

@@ -1,4 +1,4 @@
-"""`mmos quality` commands on real stored batches (issue 4)."""
+"""`mmos quality` commands on real stored batches (docs/quality.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Measured quality, the sweet spot and the progressive strategy, end to end through real jobs (issue 4)."""
+"""Measured quality, the sweet spot and the progressive strategy, end to end through real jobs (docs/quality.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fakes import chat_completion, quote_answer
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
+from mmos_core.analysis.quality_score import QUALITY_RULE
 from mmos_core.core.db import session_scope
 from mmos_core.core.domain import RQ_QUEUES
 from mmos_core.core.redis import get_redis
@@ -88,7 +89,7 @@ def test_progressive_run_escalates_from_a_hallucinating_model_and_the_sweet_spot
         full = batch_quality(session=s, batch_id=run.batch_ids[2])
         assert full.score.grounding == 1.0 and full.score.hallucination_rate == 0.0
         perf = s.scalar(select(ModelPerformance).where(ModelPerformance.batch_id == run.batch_ids[2]))
-        assert perf.quality_score is not None and perf.quality_rule == "q-v1"
+        assert perf.quality_score is not None and perf.quality_rule == QUALITY_RULE == "q-v2"
         assert float(perf.quality_ci_low) <= float(perf.quality_score) <= float(perf.quality_ci_high)
 
         spot = find_sweet_spot(session=s, source_id=sid, quality_threshold=3.0)

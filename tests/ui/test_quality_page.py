@@ -44,3 +44,13 @@ def test_reviewer_can_look_but_not_start_runs():
     at = page("reviewer").run()
     assert not at.exception
     assert not [b for b in at.button if b.label == "Start"]
+
+
+def test_calibration_tab_says_uncalibrated_until_reviewers_have_judged_enough():
+    two_models_on_one_source()
+    at = page("manager").run()
+    assert not at.exception
+    assert any(t.startswith("Uncalibrated: 0 reviewed fragment(s), 30 needed") for t in texts(at.info))
+    table = [d.value for d in at.dataframe if "check" in d.value.columns][0]
+    assert set(table["check"]) >= {"verbatim", "attribution", "support", "support_baseline", "category", "composite"}
+    assert all(v.startswith("uncalibrated") for v in table["AUROC (95%)"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmos_core.analysis.quality_score import QualityCounts, f1, human_weight, score, wilson_interval
+from mmos_core.analysis.quality_score import WEIGHTS_V1, QualityCounts, f1, human_weight, score, wilson_interval
 
 
 @pytest.mark.parametrize(
@@ -46,10 +46,35 @@ def test_interval_narrows_with_more_evidence():
                        reference_matched=2, human_n=2, human_k=1), 8.0),
     ],
 )
-def test_score_combines_the_components_by_the_documented_weights(counts, expected):
+def test_rule_v1_combines_the_components_by_its_documented_weights(counts, expected):
+    s = score(counts, WEIGHTS_V1)
+    assert s.score == pytest.approx(expected, abs=0.01)
+    assert s.low <= s.score <= s.high
+
+
+@pytest.mark.parametrize(
+    ("counts", "expected"),
+    [
+        # grounding only: 10 × 8/10, whatever the weights
+        (QualityCounts(checked=10, grounded=8), 8.0),
+        # grounding 1.0 (w .4) + support 0.5 (w .25): 10 × (.4 + .125) / .65
+        (QualityCounts(checked=4, grounded=4, support_n=4, support_k=2), 8.08),
+        # + agreement F1 .667 (w .2) + human .5 (w .15): 10 × (.4 + .125 + .1333 + .075) / 1
+        (QualityCounts(checked=4, grounded=4, support_n=4, support_k=2, batch_fragments=4, batch_matched=2,
+                       reference_fragments=2, reference_matched=2, human_n=2, human_k=1), 7.33),
+    ],
+)
+def test_rule_v2_adds_support_with_its_documented_weights(counts, expected):
     s = score(counts)
     assert s.score == pytest.approx(expected, abs=0.01)
     assert s.low <= s.score <= s.high
+
+
+def test_an_unsupported_insight_costs_what_a_wrong_quote_would_not_hide():
+    """A batch whose quotes are real but whose insights the quotes do not carry no longer scores 10."""
+    real_quotes_bad_insights = score(QualityCounts(checked=15, grounded=15, support_n=15, support_k=3))
+    assert real_quotes_bad_insights.score < 7.5
+    assert real_quotes_bad_insights.high < score(QualityCounts(checked=15, grounded=15, support_n=15, support_k=15)).low
 
 
 def test_hallucinations_pull_the_score_down():

@@ -38,7 +38,7 @@ from mmos_core.services.review.search import (
     semantic_search,
 )
 from mmos_core.services.review.tags import RelationView, add_tag, all_tags, relate, relationships_of, remove_tag, tags_of
-from mmos_core.services.review.verdicts import reject, reset_verdict, verify
+from mmos_core.services.review.verdicts import reject, reset_verdict, second_opinion, verify
 
 __all__ = [
     "PAGE_SIZES",
@@ -67,6 +67,7 @@ __all__ = [
     "relationships_of",
     "remove_tag",
     "reset_verdict",
+    "second_opinion",
     "search_fragments",
     "semantic_search",
     "source_context",
