@@ -5,26 +5,33 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from mmos_core.analysis.calibration import format_estimate
+from mmos_core.core.config import get_settings
 from mmos_core.core.domain import CATEGORIES
 from mmos_core.llm.catalog import UnknownModelError
 from mmos_core.services import optimizer as opt
 from mmos_core.services import qa
 from mmos_core.services.auth import Permission
 from mmos_core.services.batches import enqueue_batches
+from mmos_core.services.calibration import calibration
 from mmos_core.services.quality import model_quality
 from mmos_core.services.replay import replay_cascades, replay_table
 from mmos_core.services.sources import list_sources
-from mmos_core.ui import model_names, require, sidebar_status, transaction
+from mmos_core.ui import keep_in_query, model_names, require, seed_from_query, sidebar_status, transaction
 
 user = require(Permission.view_comparison)
 sidebar_status()
 st.title("Quality & cost")
 st.caption(
-    "Quality is measured, not self-reported: grounding of every fragment in its source, agreement with a "
+    "Quality is measured, not self-reported: grounding (a direct quote counts only when verbatim and in the "
+    "person's own speaker turns), support of each insight by its quote (the LLM judge), agreement with a "
     "reference (human-verified fragments, else the baseline model's batch), and human verdicts — combined "
-    "into a 0–10 score with a 95 % interval (rule: docs/quality.md). The sweet spot uses the interval's "
+    "into a 0–10 score with a 95 % interval (rule q-v2: docs/quality.md). The sweet spot uses the interval's "
     "lower bound."
 )
+if not get_settings().judge_enabled:
+    st.warning("The LLM judge is switched off (MMOS_JUDGE_ENABLED=false): support is the embedding baseline only "
+               "(insight vs quote similarity), which agrees less with reviewers (docs/quality.md).")
 
 with transaction() as session:
     sources = list_sources(session=session)
@@ -34,8 +41,38 @@ if not any(s.batches_completed for s in sources):
 source_labels = {s.source_id: f"{s.source_code} — {s.title}" for s in sources}
 source_types = sorted({s.source_type for s in sources})
 
+# A copied link reopens the same view (docs/ARCHITECTURE.md, "Rules"): scope, source type, source, category,
+# the open tab and its choices live in the URL; values the page does not offer are dropped.
+SCOPES = {"all": "All sources", "type": "Source type", "source": "One source"}
+TABS = {"quality": "Quality per model", "sweet-spot": "Sweet spot", "strategies": "Strategies",
+        "replay": "Cascade replay", "qa": "Cross-batch QA", "calibration": "Calibration"}
+
+
+def _label_of(slugs: dict[str, str]):
+    """URL slug → label parser for `seed_from_query` (ValueError for a slug the page does not know)."""
+    def parse(raw: str) -> str:
+        if raw not in slugs:
+            raise ValueError(raw)
+        return slugs[raw]
+    return parse
+
+
+seed_from_query({
+    "q_scope": ("scope", _label_of(SCOPES)), "q_type": ("type", str), "q_source": ("source", int),
+    "q_category": ("category", str), "q_tab": ("tab", _label_of(TABS)), "q_threshold": ("threshold", float),
+    "q_budget": ("budget", float), "q_metric": ("cheapest", str), "r_models": ("replay", lambda raw: raw.split(",")),
+    "r_metric": ("replay_cost", str),
+})
+for _key, _allowed in (("q_type", source_types), ("q_source", list(source_labels)), ("q_category", ["(all)", *CATEGORIES]),
+                       ("q_metric", ["usd", "seconds"]), ("r_metric", ["seconds", "usd"])):
+    if _key in st.session_state and st.session_state[_key] not in _allowed:
+        del st.session_state[_key]
+for _key, _low, _high in (("q_threshold", 0.0, 10.0), ("q_budget", 0.0, 10.0)):
+    if _key in st.session_state and not _low <= st.session_state[_key] <= _high:
+        del st.session_state[_key]
+
 scope_col, type_col, cat_col = st.columns(3)
-scope = scope_col.radio("Scope", ["All sources", "Source type", "One source"], horizontal=True, key="q_scope")
+scope = scope_col.radio("Scope", list(SCOPES.values()), horizontal=True, key="q_scope")
 source_type = type_col.selectbox("Source type", source_types, key="q_type", disabled=scope != "Source type")
 source_id = cat_col.selectbox("Source", list(source_labels), format_func=source_labels.get, key="q_source",
                               disabled=scope != "One source")
@@ -47,9 +84,19 @@ if scope == "Source type":
 elif scope == "One source":
     kwargs["source_ids"] = [source_id]
 
-tab_quality, tab_spot, tab_runs, tab_replay, tab_qa = st.tabs(
-    ["Quality per model", "Sweet spot", "Strategies", "Cascade replay", "Cross-batch QA"]
+keep_in_query({
+    "scope": next(slug for slug, label in SCOPES.items() if label == scope) if scope != SCOPES["all"] else None,
+    "type": source_type if scope == SCOPES["type"] else None,
+    "source": source_id if scope == SCOPES["source"] else None,
+    "category": kwargs["category"],
+})
+
+# on_change="rerun" makes the open tab a rerun-tracked value (st.session_state["q_tab"]) the link can carry
+tab_quality, tab_spot, tab_runs, tab_replay, tab_qa, tab_cal = st.tabs(
+    list(TABS.values()), key="q_tab", on_change="rerun"
 )
+open_tab = st.session_state.get("q_tab") or TABS["quality"]
+keep_in_query({"tab": next((slug for slug, label in TABS.items() if label == open_tab and slug != "quality"), None)})
 
 with tab_quality:
     with transaction() as session:
@@ -62,6 +109,9 @@ with tab_quality:
                 "model": r.model_name, "batches": r.batches, "fragments": r.fragments,
                 "quality (0-10)": r.score.score, "95% low": r.score.low, "95% high": r.score.high,
                 "grounded": r.score.grounding, "hallucination rate": r.score.hallucination_rate,
+                "quotes verbatim": (r.score.counts.quotes_exact / r.score.counts.direct_quotes) if r.score.counts.direct_quotes else None,
+                "quotes by the person": (r.score.counts.quotes_by_person / r.score.counts.direct_quotes) if r.score.counts.direct_quotes else None,
+                "insights supported": r.score.support, "judged": r.score.counts.judged,
                 "agreement F1": r.score.agreement_f1, "human": r.score.human,
                 "judgements": r.score.counts.human_n,
                 "USD / fragment": None if r.cost_per_fragment is None else float(r.cost_per_fragment),
@@ -72,6 +122,9 @@ with tab_quality:
         st.dataframe(df, hide_index=True, width="stretch", column_config={
             "grounded": st.column_config.NumberColumn(format="percent"),
             "hallucination rate": st.column_config.NumberColumn(format="percent"),
+            "quotes verbatim": st.column_config.NumberColumn(format="percent"),
+            "quotes by the person": st.column_config.NumberColumn(format="percent"),
+            "insights supported": st.column_config.NumberColumn(format="percent"),
             "agreement F1": st.column_config.NumberColumn(format="%.3f"),
             "human": st.column_config.NumberColumn(format="%.3f"),
             "USD / fragment": st.column_config.NumberColumn(format="$%.6f"),
@@ -100,6 +153,8 @@ with tab_spot:
     budget = c2.number_input("Budget per fragment (USD, 0 = none)", 0.0, 10.0, 0.0, 0.001, format="%.4f", key="q_budget")
     metric = c3.radio("Cheapest by", ["usd", "seconds"], horizontal=True, key="q_metric",
                       help="Local models cost $0; 'seconds' ranks them by model time per fragment.")
+    keep_in_query({"threshold": threshold if threshold != float(default_threshold) else None,
+                   "budget": budget or None, "cheapest": metric if metric != "usd" else None})
     with transaction() as session:
         spot = opt.find_sweet_spot(
             session=session, source_id=kwargs.get("source_ids", [None])[0], source_type=kwargs.get("source_type"),
@@ -122,7 +177,7 @@ with tab_spot:
     if suggestions:
         st.dataframe(pd.DataFrame([s.__dict__ for s in suggestions]), hide_index=True, width="stretch")
     else:
-        st.caption("No completed batch costs more than $1.00 with average relevance below 8 (seed 000 workflow 2).")
+        st.caption("No completed batch costs more than $1.00 with average relevance below 8 (the core design workflow 2).")
 
 with tab_runs:
     if user.can(Permission.queue_extraction):
@@ -168,8 +223,13 @@ with tab_replay:
         "the grounded share of its fragments is below x. Hypothetical prices re-price the recorded tokens."
     )
     names = sorted({r.model_name for r in rows}) if rows else []
-    replay_models = st.multiselect("Models (≥ 2)", names, default=names[:3], key="r_models")
+    if "r_models" in st.session_state and not set(st.session_state["r_models"]) <= set(names):
+        st.session_state["r_models"] = [m for m in st.session_state["r_models"] if m in names]
+    replay_models = st.multiselect("Models (≥ 2)", names, default=None if "r_models" in st.session_state else names[:3],
+                                   key="r_models")
     r_metric = st.radio("Cost", ["seconds", "usd"], horizontal=True, key="r_metric")
+    keep_in_query({"replay": replay_models if replay_models != names[:3] else None,
+                   "replay_cost": r_metric if r_metric != "seconds" else None})
     prices = {}
     if r_metric == "usd" and st.toggle("Hypothetical prices (USD per 1M tokens)", key="r_hypo"):
         for m in replay_models:
@@ -200,7 +260,7 @@ with tab_qa:
         agreement = qa.cross_batch_agreement(session=session, source_ids=kwargs.get("source_ids"))
         disagreements = qa.largest_disagreements(session=session, source_ids=kwargs.get("source_ids"), limit=10)
         contradictions = qa.contradicting_fragments(session=session)
-    st.subheader("Fragments matched across batches (seed 000 workflow 3)")
+    st.subheader("Fragments matched across batches (the core design workflow 3)")
     if agreement:
         st.dataframe(pd.DataFrame([a.__dict__ for a in agreement]), hide_index=True, width="stretch")
     else:
@@ -212,8 +272,27 @@ with tab_qa:
              "model B": d.model_b, "relevance B": d.relevance_b, "B": d.content_b, "cosine": d.similarity}
             for d in disagreements
         ]), hide_index=True, width="stretch")
-    st.subheader("Contradicting fragments (seed 000 §6 A)")
+    st.subheader("Contradicting fragments (the core design §6 A)")
     if contradictions:
         st.dataframe(pd.DataFrame([c.__dict__ for c in contradictions]), hide_index=True, width="stretch")
     else:
         st.caption("No fragments are linked as 'contradicts' yet (reviewers link them on the Review page).")
+
+
+with tab_cal:
+    st.caption(
+        "How well each automatic check predicts reviewers' verdicts (verified vs rejected), and the matching reject "
+        "reason (misquote ↔ verbatim, wrong speaker ↔ attribution, unsupported insight ↔ support, wrong category ↔ "
+        "category). AUROC 0.5 is chance, 1.0 perfect; intervals are 95 %."
+    )
+    with transaction() as session:
+        report = calibration(session=session, source_ids=kwargs.get("source_ids"))
+    if report.n_rows < report.min_verdicts:
+        st.info(f"Uncalibrated: {report.n_rows} reviewed fragment(s), {report.min_verdicts} needed before agreement "
+                "figures mean anything. Until then the score's weights are the documented defaults, not fitted.")
+    st.dataframe([
+        {"check": c.check, "against": a.target, "verdicts": a.n,
+         "AUROC (95%)": format_estimate(a.auroc, calibrated=a.calibrated),
+         "accuracy (95%)": format_estimate(a.accuracy, calibrated=a.calibrated)}
+        for c in report.checks.values() for a in (c.verdict, c.reason) if a is not None
+    ], hide_index=True, width="stretch")

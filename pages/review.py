@@ -12,6 +12,7 @@ from typing import Any
 
 import streamlit as st
 
+from mmos_core.analysis.calibration import format_estimate
 from mmos_core.core.domain import CATEGORIES, FragmentType, RelationshipType
 from mmos_core.embeddings.embedder import EmbedderUnavailable
 from mmos_core.llm.catalog import UnknownModelError
@@ -19,14 +20,48 @@ from mmos_core.services import feedback as fb
 from mmos_core.services import review as rv
 from mmos_core.services.auth import CurrentUser, Permission, can_change_verdict
 from mmos_core.services.batches import enqueue_batches
-from mmos_core.ui import browser_session_id, model_names, require, sidebar_status, transaction
+from mmos_core.services.calibration import reviewer_agreement, reviewer_progress
+from mmos_core.services.checks import checks_for
+from mmos_core.services.review_queue import QueueScope
+from mmos_core.ui import (
+    browser_session_id,
+    keep_in_query,
+    model_names,
+    require,
+    seed_from_query,
+    sidebar_status,
+    transaction,
+)
+from mmos_core.ui_review import (
+    FLASH,
+    REASON_LABELS,
+    checks_line,
+    diff_markdown,
+    render_bulk,
+    render_drilldown,
+    render_queue,
+    status_line,
+)
 
 user = require(Permission.review_fragments)
 sidebar_status()
 st.title("Review")
 
-_FLASH = "review_flash"
+_FLASH = FLASH
 _PAGE = "review_page"
+#: what a copied link keeps (docs/ARCHITECTURE.md, "Rules"): session key → (URL parameter, parser)
+_LINKED = {
+    "review_view": ("view", str),
+    "review_source": ("source", int),
+    "review_batch": ("batch", int),
+    "review_model": ("model", str),
+    "review_category": ("category", str),
+    "review_type": ("type", str),
+    "review_status": ("status", str),
+    "review_query": ("q", str),
+    "review_mode": ("search", str),
+    _PAGE: ("page", int),
+}
 
 
 def _run(action: Callable[[Any], Any], success: str | None = None) -> Any:
@@ -46,9 +81,20 @@ def _run(action: Callable[[Any], Any], success: str | None = None) -> Any:
 
 
 def _verdict(kind: str, fragment_id: int, code: str, who: CurrentUser) -> None:
-    fn = {"verify": rv.verify, "reject": rv.reject, "reset": rv.reset_verdict}[kind]
     done = {"verify": "verified", "reject": "rejected", "reset": "back to pending"}[kind]
+    reason = st.session_state.get(f"reject_reason_{fragment_id}")
+    if kind == "reject":
+        _run(lambda s: rv.reject(session=s, user=who, fragment_id=fragment_id, reason=reason),
+             f"{code} {done}" + (f" ({REASON_LABELS[reason]})." if reason else "."))
+        return
+    fn = {"verify": rv.verify, "reset": rv.reset_verdict}[kind]
     _run(lambda s: fn(session=s, user=who, fragment_id=fragment_id), f"{code} {done}.")
+
+
+def _second_opinion(verdict: str, fragment_id: int, code: str, who: CurrentUser) -> None:
+    reason = st.session_state.get(f"reject_reason_{fragment_id}") if verdict == "rejected" else None
+    _run(lambda s: rv.second_opinion(session=s, user=who, fragment_id=fragment_id, verdict=verdict, reason=reason),
+         f"Your own verdict on {code} recorded ({verdict}); it counts for reviewer agreement only.")
 
 
 def _save_edit(fragment_id: int, code: str, who: CurrentUser) -> None:
@@ -131,12 +177,26 @@ def _reset_page() -> None:
 
 # --- filters -----------------------------------------------------------------------------------
 
+seed_from_query(_LINKED)
+if st.session_state.get("review_view") not in ("List", "Queue"):
+    st.session_state["review_view"] = "List"
+if st.session_state.get("review_mode") not in (None, "full text", "semantic"):
+    st.session_state["review_mode"] = "full text"
+view = st.radio("View", ["List", "Queue"], key="review_view", horizontal=True,
+                help="Queue: one fragment at a time, claimed for you, with keyboard shortcuts.")
+
 flash = st.session_state.pop(_FLASH, None)
 if flash:
     getattr(st, flash[0])(flash[1])
 
 with transaction() as session:
     choices = rv.filter_choices(session=session, source_id=st.session_state.get("review_source"))
+# a linked value the choices do not offer (deleted source, stale link) falls back to "all"
+for _key, _options in (("review_source", dict(choices.sources)), ("review_model", choices.models),
+                       ("review_category", CATEGORIES), ("review_type", [t.value for t in FragmentType]),
+                       ("review_status", rv.STATUSES)):
+    if st.session_state.get(_key) not in (None, *_options):
+        st.session_state[_key] = None
 
 with st.sidebar:
     st.subheader("Filters")
@@ -170,6 +230,14 @@ with st.sidebar:
     )
     relevance = st.slider("Relevance", 1, 10, (1, 10), key="review_relevance", on_change=_reset_page)
     page_size = st.selectbox("Fragments per page", rv.PAGE_SIZES, index=0, key="review_page_size", on_change=_reset_page)
+
+if view == "Queue":
+    keep_in_query({"view": "Queue", "source": source_id, "batch": batch_id, "model": None, "category": None,
+                   "type": None, "status": None, "q": None, "search": None, "page": None})
+    linked = st.query_params.get("fragment")
+    render_queue(user, QueueScope(source_id=source_id, batch_id=batch_id),
+                 linked_fragment=int(linked) if linked and linked.isdigit() else None)
+    st.stop()
 
 search_col, mode_col = st.columns([4, 1])
 query = search_col.text_input(
@@ -210,6 +278,10 @@ else:
             result = rv.search_fragments(session=session, flt=flt)
     rows = result.rows
     st.session_state[_PAGE] = result.page
+    keep_in_query({"view": None, "source": source_id, "batch": batch_id, "model": model, "category": category,
+                   "type": fragment_type, "status": status, "q": query.strip() or None,
+                   "search": mode if mode != "full text" else None, "page": result.page if result.page > 1 else None,
+                   "fragment": None})
     count_col, nav_col = st.columns([3, 1])
     first = (result.page - 1) * result.page_size + 1
     count_col.markdown(
@@ -221,22 +293,35 @@ if not rows:
     st.info("No fragments match. Widen the filters, or extract a source on the Sources page.")
     st.stop()
 
+with transaction() as session:
+    checks = checks_for(session=session, fragment_ids=[r.id for r in rows])
+    progress = reviewer_progress(session=session)
+    kappas = reviewer_agreement(session=session)
+
+with st.expander("Reviewers: progress and agreement", icon=":material/groups:"):
+    if progress:
+        st.dataframe([{"reviewer": p.reviewer, "verdicts": p.verdicts, "verified": p.verified, "rejected": p.rejected}
+                      for p in progress], hide_index=True)
+    else:
+        st.caption("No verdicts yet.")
+    if kappas:
+        st.dataframe([{"reviewers": f"{k.reviewer_a} · {k.reviewer_b}", "dimension": k.dimension, "fragments": k.n,
+                       "Cohen's kappa (95%)": format_estimate(k.kappa)} for k in kappas], hide_index=True)
+    else:
+        st.caption("Agreement needs two reviewers on the same fragments: on a fragment someone else judged, "
+                   "record your own verdict with “Agree / disagree”.")
+
 
 # --- one fragment ------------------------------------------------------------------------------
 
 
-def _status_line(row: rv.FragmentRow) -> str:
-    if row.status == "pending":
-        return "status: **pending**"
-    when = f" on {row.verdict_at:%Y-%m-%d %H:%M} UTC" if row.verdict_at else ""
-    return f"status: **{row.status}** by {row.verdict_by}{when}"
-
-
 def _details(row: rv.FragmentRow) -> None:
     fid = row.id
-    context_tab, edit_tab, tags_tab, similar_tab, feedback_tab = st.tabs(
-        ["Source context", "Edit", "Tags & relations", "More like this", "Feedback"]
+    context_tab, drill_tab, edit_tab, tags_tab, similar_tab, feedback_tab = st.tabs(
+        ["Source context", "Chunk & calls", "Edit", "Tags & relations", "More like this", "Feedback"]
     )
+    with drill_tab:
+        render_drilldown(fid)
     with transaction() as session:
         try:
             ctx = rv.source_context(session=session, fragment_id=fid)
@@ -345,6 +430,8 @@ def _details(row: rv.FragmentRow) -> None:
                     col.caption("no fragments")
 
 
+render_bulk(user, rows)
+
 for row in rows:
     fid = row.id
     with st.container(border=True):
@@ -353,11 +440,15 @@ for row in rows:
             f"`{row.fragment_code}` **{row.category}** · {row.fragment_type} · relevance {row.relevance} · "
             f"confidence {row.confidence:.2f} · {row.model_name} · {row.source_code}{sim}"
         )
-        st.markdown(_status_line(row))
+        st.markdown(status_line(row))
         st.markdown(f"> {row.highlighted}")
         if row.insight:
             st.caption(f"Insight: {rv.markdown_escape(row.insight)}")
         st.caption(f"Location: {rv.markdown_escape(row.location_in_source or '—')}")
+        c = checks.get(fid)
+        st.caption(checks_line(c))
+        if c is not None and c.verbatim == "near" and c.diff:
+            st.caption("Misquote, against the source: " + diff_markdown(c.diff))
         allowed = can_change_verdict(user, row.verdict_by)
         v_col, r_col, p_col, d_col = st.columns([1, 1, 1, 3])
         v_col.button(
@@ -372,7 +463,16 @@ for row in rows:
             "Reset", key=f"reset_{fid}", disabled=not allowed or row.status == "pending",
             on_click=_verdict, args=("reset", fid, row.fragment_code, user),
         )
+        d_col.selectbox(
+            "Reason for a rejection", [None, *REASON_LABELS], key=f"reject_reason_{fid}",
+            format_func=lambda r: "no reason given" if r is None else REASON_LABELS[r], label_visibility="collapsed",
+        )
         if not allowed:
             d_col.caption(f"Judged by {row.verdict_by}: only they or an admin can change this verdict.")
+            a_col, b_col, _ = st.columns([1, 1, 3])
+            a_col.button("Agree", key=f"second_verify_{fid}", on_click=_second_opinion,
+                         args=("verified", fid, row.fragment_code, user), help="Your own verdict: verified (for reviewer agreement).")
+            b_col.button("Disagree", key=f"second_reject_{fid}", on_click=_second_opinion,
+                         args=("rejected", fid, row.fragment_code, user), help="Your own verdict: rejected, with the reason above.")
         if st.toggle("Details", key=f"details_{fid}"):
             _details(row)

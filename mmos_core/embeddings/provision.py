@@ -18,6 +18,9 @@ What `provision_embedder()` does (about 2-3 minutes on 2 cores, ~1.5 GB of tempo
    model), then delete the build venv (unless `keep_build_env=True`).
 
 Idempotent: when the manifest exists and the files' hashes match, nothing is done.
+Progress: an optional plain callback `progress(label, done, total)` hears `("embedder: build (steps)",
+k, 5)` as each of the five steps above (download, venv, export, check, install) ends (the CLI draws it,
+`mmos_core/cli/progress.py`; no UI library here).
 CLI: `python -m mmos_core.embeddings.provision [--force] [--keep-build-env] [--cache-dir DIR]`.
 """
 
@@ -66,6 +69,11 @@ PINNED_SHA256 = {
     "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
     "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
 }
+#: `progress(label, done, total)` callback type; `done` only grows for a label.
+Progress = Callable[[str, int, int], None]
+PROGRESS_LABEL = "embedder: build (steps)"
+PROGRESS_STEPS = 5  # download weights, build venv, export, reference check, install
+
 # Copied next to the model when the source has them (the upstream Apache-2.0 licence).
 LICENCE_FILES = ("LICENSE", "NOTICE")
 
@@ -124,6 +132,7 @@ def provision_embedder(
     force: bool = False,
     keep_build_env: bool = False,
     log: Callable[[str], None] = print,
+    progress: Progress | None = None,
 ) -> Path:
     """Build (once) and install the ONNX all-MiniLM-L6-v2 embedder; return its directory.
 
@@ -133,6 +142,8 @@ def provision_embedder(
         force: rebuild even when a valid model is present (it is replaced only after the new one passed).
         keep_build_env: keep the ~1.5 GB build venv (faster re-runs); deleted by default.
         log: progress sink (one line per step).
+        progress: `(label, done, total)` callback: `(PROGRESS_LABEL, 0, 5)` when the build starts, then
+            `(PROGRESS_LABEL, k, 5)` after step k. Not called when the model is already provisioned.
 
     Returns:
         The model directory (holds model.onnx, tokenizer.json, manifest.json, LICENSE, NOTICE).
@@ -147,6 +158,7 @@ def provision_embedder(
         log(f"embedder already provisioned at {target} (hashes match the manifest)")
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    step = _stepper(progress)
     with open(target.parent / ".provision.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be provisioning: wait for it
         if not force and is_provisioned(cache):
@@ -154,22 +166,36 @@ def provision_embedder(
             return target
         for stale in [*target.parent.glob(".staging-*"), *target.parent.glob(".old-*")]:
             shutil.rmtree(stale, ignore_errors=True)  # left by a killed run (we hold the lock)
-        return _provision_locked(cache, target, keep_build_env=keep_build_env, log=log)
+        return _provision_locked(cache, target, keep_build_env=keep_build_env, log=log, step=step)
 
 
-def _provision_locked(cache: Path, target: Path, *, keep_build_env: bool, log: Callable[[str], None]) -> Path:
+def _stepper(progress: Progress | None) -> Callable[[int], None]:
+    """`step(k)`: tell `progress` that step k of `PROGRESS_STEPS` is done (a no-op without a callback)."""
+    def step(k: int) -> None:
+        if progress is not None:
+            progress(PROGRESS_LABEL, k, PROGRESS_STEPS)
+
+    step(0)
+    return step
+
+
+def _provision_locked(
+    cache: Path, target: Path, *, keep_build_env: bool, log: Callable[[str], None], step: Callable[[int], None]
+) -> Path:
     t0 = time.monotonic()
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
     venv = cache / "build-venv"
     try:
         with tempfile.TemporaryDirectory(prefix="mmos-embed-src-") as tmp:
             src_dir, source = _fetch_weights(Path(tmp), log)
+            step(1)
             shutil.copy2(src_dir / TOKENIZER_FILE, staging / TOKENIZER_FILE)
             for name in LICENCE_FILES:
                 if (src_dir / name).is_file():
                     shutil.copy2(src_dir / name, staging / name)
 
             python = _build_venv(venv, log)
+            step(2)
             log("exporting to ONNX with torch.onnx.export (mean pooling + L2 norm in the graph) ...")
             t = time.monotonic()
             cmd = [str(python), str(EXPORT_SCRIPT), "export", str(src_dir), str(staging / ONNX_FILE)]
@@ -178,6 +204,7 @@ def _provision_locked(cache: Path, target: Path, *, keep_build_env: bool, log: C
             log(f"  exporter: {exporter}")
             log(f"  export took {time.monotonic() - t:.1f} s, {(staging / ONNX_FILE).stat().st_size:,} bytes")
             versions = _venv_versions(python)
+            step(3)
 
         log("checking the ONNX model against the reference embeddings (onnxruntime + tokenizers) ...")
         check = reference_check(staging)
@@ -190,6 +217,7 @@ def _provision_locked(cache: Path, target: Path, *, keep_build_env: bool, log: C
                 f"exported model disagrees with the reference: min cosine {check['min_cosine']:.6f} < {MIN_COSINE} "
                 f"(worst text #{check['worst_index']}); model not installed"
             )
+        step(4)
 
         manifest = {
             "model": f"sentence-transformers/{MODEL_NAME}",
@@ -213,6 +241,7 @@ def _provision_locked(cache: Path, target: Path, *, keep_build_env: bool, log: C
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         staging.chmod(0o755)  # mkdtemp made it 0700
         install_atomically(staging, target)
+        step(5)
         log(f"embedder installed at {target} in {time.monotonic() - t0:.0f} s")
         return target
     except ProvisioningError:

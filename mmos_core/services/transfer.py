@@ -1,6 +1,11 @@
-"""Export fragments and comparison tables (CSV, Parquet); import legacy fragments (seed 000 section 8).
+"""Export fragments and comparison tables (CSV, Parquet, JSONL); import legacy fragments (the core design section 8).
 
-Import follows seed 000's migration path: the legacy rows of one file become the fragments of one
+Export takes an `ExportFilter`: any number of sources, batches, models, categories and types, a review
+status, a relevance range and a full-text query, the same fields as the Review page's `FragmentFilter`
+(`ExportFilter.from_review` turns one into the other). Reviewers' preference pairs are exported by
+`services.preferences` (docs/export.md).
+
+Import follows the core design's migration path: the legacy rows of one file become the fragments of one
 new completed batch `LEGACY_IMPORT_<NNN>` (model_provider 'unknown', model_name 'legacy') linked
 to an existing source. A file is checked whole before anything is written: one bad row refuses
 the file, and the message lists the first bad rows.
@@ -26,12 +31,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from mmos_core.core.domain import CATEGORIES, BatchStatus, FragmentType
+from mmos_core.core.domain import CATEGORIES, BatchStatus, FragmentType, SourceProcessingStatus
 from mmos_core.models import Fragment, ProcessingBatch, Source, SourceProcessing
+from mmos_core.services.checks import checks_for
 from mmos_core.services.comparison import BatchStats, batch_stats
+from mmos_core.services.review.search import FragmentFilter
 from mmos_core.text.intake import IntakeError, _decode
 
 #: Columns of the fragment export, in order.
@@ -57,7 +64,16 @@ FRAGMENT_COLUMNS = [
     "rejected",
     "rejected_by",
     "rejected_at",
+    "reject_reason",
     "created_at",
+    # per-fragment checks (docs/quality.md): verbatim, attribution, support by the judge and the baseline
+    "check_verbatim",
+    "check_verbatim_similarity",
+    "check_attribution",
+    "check_support_judge",
+    "check_judge_model",
+    "check_judge_category",
+    "check_support_baseline",
 ]
 
 LEGACY_PREFIX = "LEGACY_IMPORT_"
@@ -68,13 +84,89 @@ _LOCATION_MAX = 200  # fragments.location_in_source is VARCHAR(200)
 
 # --- export --------------------------------------------------------------------------------------
 
+#: File formats of an export: `table_bytes` writes each.
+EXPORT_FORMATS = ("csv", "jsonl", "parquet")
+_STATUSES = ("verified", "rejected", "pending")
 
-def export_fragments(*, session: Session, source_id: int | None = None, batch_id: int | None = None) -> pd.DataFrame:
-    """Fragments of a source and/or a batch (all fragments when neither is given) as a table.
+
+@dataclass(frozen=True)
+class ExportFilter:
+    """Which fragments an export holds. An empty tuple or `None` means no restriction on that field.
+
+    `source_ids`, `batch_ids`, `model_names`, `categories`, `fragment_types` match any of their values;
+    `status` is verified | rejected | pending; `relevance_min`/`relevance_max` are inclusive (1-10);
+    `query` is a web-search style full-text query on content, insight and context (as on the Review page).
+    """
+
+    source_ids: tuple[int, ...] = ()
+    batch_ids: tuple[int, ...] = ()
+    model_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    fragment_types: tuple[str, ...] = ()
+    status: str | None = None
+    relevance_min: int | None = None
+    relevance_max: int | None = None
+    query: str | None = None
+
+    @classmethod
+    def from_review(cls, flt: FragmentFilter) -> ExportFilter:
+        """The Review page's current filter (`services.review.FragmentFilter`) without its paging."""
+        return cls(
+            source_ids=(flt.source_id,) if flt.source_id is not None else (),
+            batch_ids=(flt.batch_id,) if flt.batch_id is not None else (),
+            model_names=(flt.model_name,) if flt.model_name else (),
+            categories=(flt.category,) if flt.category else (),
+            fragment_types=(flt.fragment_type,) if flt.fragment_type else (),
+            status=flt.status,
+            relevance_min=flt.relevance_min,
+            relevance_max=flt.relevance_max,
+            query=flt.query,
+        )
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """SQL conditions on `Fragment` (and `ProcessingBatch.model_name`, so the query joins the batch).
+
+        Raises:
+            ValueError: an unknown status.
+        """
+        cond: list[ColumnElement[bool]] = []
+        if self.source_ids:
+            cond.append(Fragment.source_id.in_(self.source_ids))
+        if self.batch_ids:
+            cond.append(Fragment.batch_id.in_(self.batch_ids))
+        if self.model_names:
+            cond.append(ProcessingBatch.model_name.in_(self.model_names))
+        if self.categories:
+            cond.append(Fragment.category.in_(self.categories))
+        if self.fragment_types:
+            cond.append(Fragment.fragment_type.in_(self.fragment_types))
+        if self.status == "verified":
+            cond.append(Fragment.verified.is_(True))
+        elif self.status == "rejected":
+            cond.append(Fragment.rejected.is_(True))
+        elif self.status == "pending":
+            cond.extend([Fragment.verified.is_(False), Fragment.rejected.is_(False)])
+        elif self.status:
+            raise ValueError(f"Unknown status {self.status!r}; use one of {', '.join(_STATUSES)}.")
+        if self.relevance_min is not None:
+            cond.append(Fragment.relevance >= self.relevance_min)
+        if self.relevance_max is not None:
+            cond.append(Fragment.relevance <= self.relevance_max)
+        if self.query and self.query.strip():
+            cond.append(Fragment.search_vector.bool_op("@@")(func.websearch_to_tsquery("english", self.query.strip())))
+        return cond
+
+
+def export_fragments(
+    *, session: Session, source_id: int | None = None, batch_id: int | None = None, flt: ExportFilter | None = None
+) -> pd.DataFrame:
+    """Fragments matching `flt` and/or of a source and a batch (all fragments when none is given) as a table.
 
     Returns:
         A DataFrame with `FRAGMENT_COLUMNS`, one row per fragment ordered by fragment id;
         confidence as float (0-1), relevance as int (1-10), times timezone-aware UTC.
+    Raises:
+        ValueError: an unknown status in `flt`.
     """
     q = (
         select(
@@ -92,8 +184,13 @@ def export_fragments(*, session: Session, source_id: int | None = None, batch_id
         q = q.where(Fragment.source_id == source_id)
     if batch_id is not None:
         q = q.where(Fragment.batch_id == batch_id)
+    if flt is not None:
+        q = q.where(*flt.conditions())
+    rows = session.execute(q).all()
+    checks = checks_for(session=session, fragment_ids=[r[0].id for r in rows])
     records = []
-    for f, source_code, batch_code, provider, model in session.execute(q):
+    for f, source_code, batch_code, provider, model in rows:
+        c = checks.get(f.id)
         records.append(
             {
                 "fragment_code": f.fragment_code,
@@ -117,7 +214,15 @@ def export_fragments(*, session: Session, source_id: int | None = None, batch_id
                 "rejected": bool(f.rejected),
                 "rejected_by": f.rejected_by,
                 "rejected_at": f.rejected_at,
+                "reject_reason": f.reject_reason,
                 "created_at": f.created_at,
+                "check_verbatim": c.verbatim if c else None,
+                "check_verbatim_similarity": c.verbatim_similarity if c else None,
+                "check_attribution": c.attribution if c else None,
+                "check_support_judge": c.judge_support if c else None,
+                "check_judge_model": c.judge_model if c else None,
+                "check_judge_category": c.judge_category if c else None,
+                "check_support_baseline": c.support_baseline if c else None,
             }
         )
     df = pd.DataFrame.from_records(records, columns=FRAGMENT_COLUMNS)
@@ -151,6 +256,33 @@ def to_parquet_bytes(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     df.to_parquet(buf, index=False, engine="pyarrow")
     return buf.getvalue()
+
+
+def to_jsonl_bytes(df: pd.DataFrame) -> bytes:
+    """UTF-8 JSON Lines: one object per row, ISO 8601 times, missing values as null."""
+    if df.empty:
+        return b""
+    return df.to_json(orient="records", lines=True, date_format="iso", force_ascii=False).encode("utf-8")
+
+
+def records_to_jsonl(records: Sequence[dict[str, Any]]) -> bytes:
+    """UTF-8 JSON Lines of plain dicts (one object per line, a trailing newline; b"" for none)."""
+    return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records).encode("utf-8")
+
+
+def table_bytes(df: pd.DataFrame, fmt: str) -> bytes:
+    """`df` as `fmt`, one of `EXPORT_FORMATS` (csv, jsonl, parquet).
+
+    Raises:
+        ValueError: another format.
+    """
+    if fmt == "csv":
+        return to_csv_bytes(df)
+    if fmt == "jsonl":
+        return to_jsonl_bytes(df)
+    if fmt == "parquet":
+        return to_parquet_bytes(df)
+    raise ValueError(f"Unknown format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}.")
 
 
 # --- import --------------------------------------------------------------------------------------
@@ -269,7 +401,7 @@ def parse_legacy_file(filename: str, data: bytes, *, max_bytes: int) -> list[Leg
 
     Columns / keys (case-insensitive): category (one of the 8, case-insensitive), type or
     fragment_type (direct_quote, paraphrase, inference), content, relevance (whole number 1-10),
-    confidence (0-1; in JSON also `metadata.confidence` as seed 000 reads it, in CSV also a
+    confidence (0-1; in JSON also `metadata.confidence` as the core design reads it, in CSV also a
     `metadata` column holding JSON), and optional id, location, context, insight.
 
     Returns:
@@ -419,7 +551,7 @@ def import_legacy_fragments(
         SourceProcessing(
             source_id=source_id,
             batch_id=batch.id,
-            processing_status="completed",
+            processing_status=SourceProcessingStatus.completed.value,
             fragments_extracted=len(rows),
             started_at=now,
             completed_at=now,

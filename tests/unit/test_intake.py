@@ -122,11 +122,11 @@ def test_pasted_limit_counts_utf8_bytes():
     assert parse_pasted(text, max_bytes=1200).text == text
 
 
-@pytest.mark.parametrize("name", ["report.pdf", "notes.docx", "README", "data.csv"])
+@pytest.mark.parametrize("name", ["report.odt", "notes.rtf", "README", "data.csv"])
 def test_unknown_extension_refused_listing_accepted(name):
     err = refused(name, b"plain words")
     assert err.reason == "format"
-    for ext in (".txt", ".md", ".srt", ".vtt"):
+    for ext in (".txt", ".md", ".srt", ".vtt", ".pdf", ".docx", ".epub"):
         assert ext in str(err)
 
 
