@@ -1,7 +1,9 @@
 """One extraction call: prompt a model on one chunk, get schema-constrained JSON, validate it.
 
 Every model, local or cloud, is called through `litellm.completion`. Provider errors that may pass
-(timeouts, connection errors, 429, 5xx) are retried with exponential backoff (tenacity); an answer
+(timeouts, connection errors, 429, 5xx) are retried with exponential backoff (tenacity); with the
+model's shared per-minute limits (docs/throughput.md) each attempt is counted first and a 429 goes back
+to the caller with its Retry-After (`mmos_core.llm.rate_limits.RateLimited`); an answer
 that is not valid JSON of the expected shape is returned as `malformed` with its raw text, never
 guessed at.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,9 +22,13 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from mmos_core.core.config import Settings, get_settings
 from mmos_core.core.domain import CATEGORIES, CallStatus
 from mmos_core.llm.catalog import ModelSpec, litellm
+from mmos_core.llm.rate_limits import ProviderLimits, RateLimited, is_quota_exhausted, retry_after_s
 from mmos_core.llm.server import response_format_for_schema
 
-PROMPT_VERSION = "extract-v2"
+#: extract-v3 marks who speaks in the passage and which speaker is the person (docs/quality.md);
+#: batches queued under extract-v2 keep that prompt when they resume.
+PROMPT_VERSION = "extract-v3"
+PROMPT_VERSION_V2 = "extract-v2"
 MAX_FRAGMENTS_PER_CHUNK = 6
 
 CategoryName = Literal[
@@ -95,11 +102,44 @@ Extract 3 to 6 fragments, mostly direct quotes. If the passage says nothing abou
 Answer with JSON only: {"fragments": [...]}."""
 
 
-def build_messages(*, chunk_text: str, title: str, person: str | None, source_type: str) -> list[dict[str, str]]:
-    """Chat messages for one chunk (system instructions + the passage with its source metadata)."""
+SPEAKERS_RULE = """
+
+The passage may have several speakers, each turn starting with its speaker label. Only the person's own words are evidence about them: a direct_quote must be copied from a turn of the person's speaker label, never from another speaker's turn (a question, a remark) and never from bracketed or editorial notes ([Laughter], notes written about the event). Other speakers' words are context only."""
+
+
+def speakers_line(speakers: Sequence[str], person_labels: Sequence[str]) -> str:
+    """The prompt's line naming who speaks in the passage and which speaker is the person ('' when unlabelled)."""
+    if not speakers:
+        return ""
+    persons = set(person_labels)
+    named = [f"{s} (the person)" if s in persons else f"{s} (another speaker: context only)" for s in speakers]
+    return "Speakers in this passage: " + "; ".join(named) + "\n"
+
+
+def build_messages(
+    *,
+    chunk_text: str,
+    title: str,
+    person: str | None,
+    source_type: str,
+    speakers: Sequence[str] = (),
+    person_labels: Sequence[str] = (),
+    prompt_version: str = PROMPT_VERSION,
+) -> list[dict[str, str]]:
+    """Chat messages for one chunk (system instructions + the passage with its source metadata).
+
+    Args:
+        speakers: speaker labels whose words are in the chunk, in order; person_labels: the person's.
+            With `prompt_version` extract-v3 and labelled speakers, the prompt says who speaks and which
+            speaker is the person; extract-v2 (older batches) ignores them.
+    """
     who = f"Person: {person}\n" if person else ""
+    system = SYSTEM_PROMPT
+    if prompt_version != PROMPT_VERSION_V2 and speakers:
+        who += speakers_line(speakers, person_labels)
+        system = SYSTEM_PROMPT.replace("\n\nAnswer with JSON only", SPEAKERS_RULE + "\n\nAnswer with JSON only")
     user = f"Source: {title} ({source_type})\n{who}\nPassage:\n\"\"\"\n{chunk_text}\n\"\"\""
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def response_format(spec: ModelSpec) -> dict[str, Any]:
@@ -220,33 +260,70 @@ def completion_kwargs(
     return kwargs
 
 
-def complete_with_retries(kwargs: dict[str, Any], *, label: str, settings: Settings | None = None) -> tuple[Any, int, int]:
+def complete_with_retries(
+    kwargs: dict[str, Any], *, label: str, settings: Settings | None = None,
+    limits: ProviderLimits | None = None, request_tokens: int = 0,
+) -> tuple[Any, int, int]:
     """One `litellm.completion(**kwargs)` with tenacity backoff on transient errors (timeouts, connection
     errors, 429, 5xx) for up to `settings.llm_max_retries` attempts.
+
+    With `limits` (the extraction worker passes its model's, docs/throughput.md) every HTTP attempt,
+    retries included, is first counted in the shared per-minute windows (`ProviderLimits.take`, with
+    `request_tokens` for a tokens-per-minute window), and a 429 is not retried here: it is raised as
+    `RateLimited` with the provider's Retry-After, so the caller waits without holding a budget
+    reservation and without using up an attempt. Without `limits` (judge, debate) a 429 is retried like
+    the other transient errors, after at least its Retry-After (at most `llm_rate_limit_max_wait_s`).
 
     Returns:
         (response, attempts made, duration in ms including the waits).
     Raises:
+        RateLimited: only with `limits`: the window is full (`source="limiter"`) or the provider answered
+            429 (`source="provider"`, `retry_after_s` from its header or None).
         ProviderError: still failing after the retries, or a non-transient error (bad key, unknown model,
-            bad request); `retryable` says which, `label` (the model name) starts its message.
+            bad request, a 429 for exhausted credit); `retryable` says which, `label` (the model name)
+            starts its message.
     """
     settings = settings or get_settings()
     started = time.monotonic()
     attempts = 0
+    ll = litellm()
+    backoff = wait_exponential(multiplier=1, min=1, max=30)
+
+    def wait(retry_state) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
+        hint = retry_after_s(exc) if exc is not None else None
+        return max(backoff(retry_state), min(hint or 0.0, settings.llm_rate_limit_max_wait_s))
+
+    def retryable(exc: BaseException) -> bool:
+        if isinstance(exc, ll.exceptions.RateLimitError) and (limits is not None or is_quota_exhausted(exc)):
+            return False  # the caller waits (with limits), or waiting cannot help (no credit left)
+        return _is_transient(exc)
+
     try:
         for attempt in Retrying(
             stop=stop_after_attempt(max(1, settings.llm_max_retries)),
-            wait=wait_exponential(multiplier=1, min=1, max=30),
-            retry=retry_if_exception(_is_transient),
+            wait=wait,
+            retry=retry_if_exception(retryable),
             reraise=True,
         ):
             with attempt:
                 attempts = attempt.retry_state.attempt_number
-                response = litellm().completion(**kwargs)
+                if limits is not None:
+                    limits.take(request_tokens)
+                response = ll.completion(**kwargs)
+    except RateLimited as exc:  # our shared window is full: nothing was sent
+        exc.attempts, exc.duration_ms = attempts - 1, int((time.monotonic() - started) * 1000)
+        raise
     except Exception as exc:
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        if limits is not None and isinstance(exc, ll.exceptions.RateLimitError) and not is_quota_exhausted(exc):
+            raise RateLimited(
+                f"{label}: the provider answered 429 (rate limited): {exc}", source="provider",
+                retry_after_s=retry_after_s(exc), attempts=attempts, duration_ms=elapsed_ms,
+            ) from exc
         raise ProviderError(
-            f"{label}: {type(exc).__name__}: {exc}", retryable=_is_transient(exc), attempts=attempts,
-            duration_ms=int((time.monotonic() - started) * 1000),
+            f"{label}: {type(exc).__name__}: {exc}", retryable=_is_transient(exc) and not is_quota_exhausted(exc),
+            attempts=attempts, duration_ms=elapsed_ms,
         ) from exc
     return response, attempts, int((time.monotonic() - started) * 1000)
 
@@ -259,22 +336,32 @@ def extract_chunk(
     person: str | None,
     source_type: str,
     settings: Settings | None = None,
+    messages: list[dict[str, str]] | None = None,
+    limits: ProviderLimits | None = None,
+    request_tokens: int = 0,
 ) -> CallResult:
     """Run one extraction call with retries on transient provider errors.
 
+    Args:
+        limits, request_tokens: the model's shared per-minute limits and the tokens one request counts
+            against them (`complete_with_retries`); None: unpaced, 429s retried in place.
     Returns:
         A `CallResult` with status `ok` or `malformed`.
     Raises:
+        RateLimited: only with `limits`: not sent because a window is full, or answered 429 (nothing billed).
         ProviderError: the provider still failed after `settings.llm_max_retries` attempts, or failed
             with a non-transient error (bad key, unknown model, bad request).
     """
     settings = settings or get_settings()
-    messages = build_messages(chunk_text=chunk_text, title=title, person=person, source_type=source_type)
+    # the worker passes the messages it reserved the budget for (speakers marked, the batch's prompt version)
+    messages = messages or build_messages(chunk_text=chunk_text, title=title, person=person, source_type=source_type)
     kwargs = completion_kwargs(
         spec, messages, temperature=settings.extraction_temperature, max_tokens=settings.llm_max_output_tokens,
         settings=settings, response_format=response_format(spec),
     )
-    response, attempts, duration_ms = complete_with_retries(kwargs, label=spec.name, settings=settings)
+    response, attempts, duration_ms = complete_with_retries(
+        kwargs, label=spec.name, settings=settings, limits=limits, request_tokens=request_tokens
+    )
 
     choice = response.choices[0]
     raw = choice.message.content

@@ -17,7 +17,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mmos_core.core.config import Settings, get_settings
-from mmos_core.core.domain import PRIORITY_POINTS, BatchStatus, ExtractionPriority, effective_priority, rq_queue_for
+from mmos_core.core.domain import (
+    PRIORITY_POINTS,
+    BatchStatus,
+    ExtractionPriority,
+    QueueStatus,
+    SourceProcessingStatus,
+    effective_priority,
+    rq_queue_for,
+)
 from mmos_core.jobs.catalog import EXTRACT_BATCH
 from mmos_core.jobs.enqueue import enqueue
 from mmos_core.llm.catalog import get_model, price_snapshot
@@ -102,7 +110,7 @@ def queue_extraction(
         chunk_ids: only these chunks of the source (regenerate); default every chunk.
         parent_batch_id: the batch whose output a regenerate replaces, shown next to it.
         selected_by: who chose the model — 'user_override' (a person), 'auto' (the optimizer) or
-            'fallback' (after another model's provider failed); seed 002's vocabulary.
+            'fallback' (after another model's provider failed); the catalog design's vocabulary.
         selection_confidence: 0-1 confidence of an automatic choice.
     Returns:
         One `QueuedJob` per model, in the order given.
@@ -152,7 +160,7 @@ def queue_extraction(
         )
         session.add(batch)
         session.flush()
-        session.add(SourceProcessing(source_id=source_id, batch_id=batch.id, processing_status="pending"))
+        session.add(SourceProcessing(source_id=source_id, batch_id=batch.id, processing_status=SourceProcessingStatus.pending.value))
         rq_job_id = f"extract-batch-{batch.id}"
         row = ProcessingQueue(
             source_id=source_id,
@@ -160,7 +168,7 @@ def queue_extraction(
             processing_type=f"extraction_{spec.name}",
             priority=priority,
             effective_priority=eff,
-            queue_status="waiting",
+            queue_status=QueueStatus.waiting.value,
             attempts=0,
             max_attempts=settings.job_max_attempts,
             rq_job_id=rq_job_id,

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from mmos_core.core.domain import BatchStatus, CallStatus, QueueStatus
+from mmos_core.core.domain import BatchStatus, CallStatus, QueueStatus, SourceProcessingStatus
 from mmos_core.core.vectors import Embed
 from mmos_core.llm.cost import PriceSnapshot, cost_usd
 from mmos_core.llm.extraction import CallResult, ExtractedFragment, ProviderError
@@ -31,8 +31,10 @@ from mmos_core.models import (
 )
 from mmos_core.services.budget_guard import check_fragment_cost
 from mmos_core.services.catalog.ai_logs import log_extraction_call
+from mmos_core.services.speakers import person_labels_of, turns_of
 from mmos_core.text.intake import Cue
 from mmos_core.text.locate import locate_quote
+from mmos_core.text.speakers import UNLABELLED, speakers_of_span
 
 #: A direct quote counts as located when its best span scores at least this (rapidfuzz 0-100).
 LOCATE_MIN_SCORE = 85.0
@@ -46,6 +48,8 @@ class PendingChunk:
     chunk_id: int
     chunk_index: int
     text: str
+    #: speaker labels whose words are in this chunk, in order of appearance (empty: no labelled speakers)
+    speakers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,10 @@ class BatchPlan:
     source_type: str
     pending: list[PendingChunk]
     chunks_total: int
+    #: the person's speaker label(s) on the source (docs/quality.md, "Speaker turns")
+    person_labels: tuple[str, ...] = ()
+    #: the batch's prompt version: a batch queued under an older prompt keeps it when it resumes
+    prompt_version: str = ""
 
 
 class BatchNotRunnable(RuntimeError):
@@ -90,7 +98,7 @@ def start_attempt(*, session: Session, batch_id: int, worker_name: str | None) -
     now = dt.datetime.now(dt.UTC)
     batch.batch_status = BatchStatus.processing.value
     batch.started_at = batch.started_at or now
-    link.processing_status = "processing"
+    link.processing_status = SourceProcessingStatus.processing.value
     link.started_at = link.started_at or now
     queue = _queue_row(session, batch_id)
     if queue is not None:
@@ -107,6 +115,12 @@ def start_attempt(*, session: Session, batch_id: int, worker_name: str | None) -
     if batch.chunk_scope:
         query = query.where(SourceChunk.id.in_(batch.chunk_scope))
     chunks = session.scalars(query.order_by(SourceChunk.chunk_index)).all()
+    turns = turns_of(source)
+    labelled = any(t.speaker and t.speaker != UNLABELLED for t in turns)
+
+    def chunk_speakers(c: SourceChunk) -> tuple[str, ...]:
+        return tuple(s for s in speakers_of_span(turns, c.char_start, c.char_end).speech if s) if labelled else ()
+
     return BatchPlan(
         batch_id=batch.id,
         model_name=batch.model_name,
@@ -115,8 +129,10 @@ def start_attempt(*, session: Session, batch_id: int, worker_name: str | None) -
         title=source.title,
         person=source.person,
         source_type=source.source_type,
-        pending=[PendingChunk(c.id, c.chunk_index, source.content[c.char_start : c.char_end]) for c in chunks],
+        pending=[PendingChunk(c.id, c.chunk_index, source.content[c.char_start : c.char_end], chunk_speakers(c)) for c in chunks],
         chunks_total=batch.chunks_total,
+        person_labels=tuple(person_labels_of(source)) if labelled else (),
+        prompt_version=batch.prompt_version,
     )
 
 
@@ -217,6 +233,7 @@ def _location(source: Source, chunk: SourceChunk, item: ExtractedFragment) -> di
             window=(chunk.char_start, chunk.char_end),
             cues=cues,
             min_score=LOCATE_MIN_SCORE,
+            pages=(source.metadata_ or {}).get("pages"),  # PDF quotes read "p. 12, ¶34, chars …" (docs/intake.md)
         )
         if loc is not None:
             return {
@@ -311,7 +328,7 @@ def finalize_batch(*, session: Session, batch_id: int, embed: Embed) -> Finalize
     batch.completed_at = now
     batch.processing_duration_seconds = duration_s
     batch.error_message = None
-    link.processing_status = "completed"
+    link.processing_status = SourceProcessingStatus.completed.value
     link.completed_at = now
     link.fragments_extracted = len(rows)
     queue = _queue_row(session, batch_id)
@@ -344,7 +361,7 @@ def _write_performance(
             batch_id=batch.id,
             source_type=source.source_type,
             fragments_extracted=n,
-            # Seed 000's rule, AVG(confidence × 10): the model's own grade of itself, kept for the
+            # The core design's rule, AVG(confidence × 10): the model's own grade of itself, kept for the
             # seed's queries and labelled "self-reported" wherever it is shown.
             extraction_quality_avg=round(sum(r["confidence"] for r in rows) / n * 10, 2) if n else None,
             relevance_score_avg=round(sum(r["relevance"] for r in rows) / n, 2) if n else None,
@@ -375,7 +392,7 @@ def mark_attempt_failed(
         batch.error_message = error[:4000]
         batch.completed_at = dt.datetime.now(dt.UTC)
         if link is not None:
-            link.processing_status = "failed"
+            link.processing_status = SourceProcessingStatus.failed.value
         if queue is not None:
             queue.queue_status = QueueStatus.failed.value
             queue.last_error = error[:4000]
@@ -383,7 +400,7 @@ def mark_attempt_failed(
         batch.batch_status = BatchStatus.pending.value
         batch.error_message = f"{error[:3900]} (retry scheduled {retry_at:%H:%M:%S} UTC)"
         if link is not None:
-            link.processing_status = "pending"
+            link.processing_status = SourceProcessingStatus.pending.value
         if queue is not None:
             queue.queue_status = QueueStatus.waiting.value
             queue.last_error = error[:4000]
