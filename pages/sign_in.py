@@ -1,10 +1,14 @@
-"""Sign in with a local account, or with the configured OIDC provider (`st.login`)."""
+"""Sign in with a local account, or with the configured OIDC provider (`st.login`).
+
+Every way in ends in `ui.sign_in`, which starts the browser session that survives a refresh, a new
+tab and a shared link (docs/sessions.md).
+"""
 
 import streamlit as st
 
 from mmos_core.core.config import get_settings
 from mmos_core.services.auth import AuthError, Role, authenticate, create_user, has_users, user_from_oidc
-from mmos_core.ui import oidc_configured, set_current_user, transaction
+from mmos_core.ui import oidc_configured, sign_in, transaction
 
 st.title("MMOS workbench")
 
@@ -18,7 +22,7 @@ if oidc_configured() and getattr(st.user, "is_logged_in", False):
                 name=st.user.get("name"),
                 default_role=get_settings().oidc_default_role,
             )
-        set_current_user(user)
+        sign_in(user)
         st.rerun()
     except AuthError as exc:
         st.error(str(exc))
@@ -35,7 +39,7 @@ if first_run:
             try:
                 with transaction() as session:
                     user = create_user(session=session, username=username, role=Role.admin, password=password)
-                set_current_user(user)
+                sign_in(user)
                 st.rerun()
             except AuthError as exc:
                 st.error(str(exc))
@@ -49,7 +53,7 @@ if submitted:
     try:
         with transaction() as session:
             user = authenticate(session=session, username=username, password=password)
-        set_current_user(user)
+        sign_in(user)
         st.rerun()
     except AuthError as exc:
         st.error(str(exc))

@@ -12,6 +12,10 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# The LLM judge runs as its own job after every completed batch; tests of other behaviour would then wait
+# on a judge model that is not served. Tests of judging turn it on themselves (tests/integration/test_judging.py).
+os.environ.setdefault("MMOS_JUDGE_ENABLED", "false")
+
 
 def shared_dir() -> Path:
     """`../shared` beside the repo (or MMOS_SHARED_DIR)."""
@@ -76,6 +80,13 @@ def clean_db(services: dict[str, str]) -> Iterator[None]:
         for (seq,) in conn.execute(text("SELECT sequencename FROM pg_sequences WHERE sequencename LIKE 'fragment_code_seq_%'")):
             conn.execute(text(f"ALTER SEQUENCE {seq} RESTART"))
     get_redis().flushdb()
+    # the confidence lake is append-only files beside the database: empty it too, so a test that counts
+    # lake entries does not see another test's grounding audits
+    import shutil
+
+    from mmos_core.storage.lake import lake_dir
+
+    shutil.rmtree(lake_dir(), ignore_errors=True)
     yield
 
 

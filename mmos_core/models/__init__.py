@@ -14,6 +14,7 @@ from mmos_core.models.catalog import (
     AiTaskCategory,
     AiUserPreference,
 )
+from mmos_core.models.checks import FragmentCheck, JudgeVerdict, ReviewVerdict
 from mmos_core.models.conversations import (
     Contradiction,
     Conversation,
@@ -36,10 +37,16 @@ from mmos_core.models.monitoring import (
 )
 from mmos_core.models.quality import ModelPerformance, OptimizationRun
 from mmos_core.models.sources import Source, SourceChunk
+from mmos_core.models.tokens import ApiToken
 from mmos_core.models.users import User
+from mmos_core.models.web_sessions import WebSession
 
 __all__ = [
+    "FragmentCheck",
+    "JudgeVerdict",
+    "ReviewVerdict",
     "AiLog",
+    "ApiToken",
     "AiModel",
     "AiModelPerformanceAggregate",
     "AiModelTaskMapping",
@@ -78,4 +85,5 @@ __all__ = [
     "TrainingSample",
     "User",
     "UserFeedback",
+    "WebSession",
 ]

@@ -1,9 +1,10 @@
-"""Account administration (issue 3): list accounts, change roles, (de)activate, reset passwords.
+"""Account administration (README.md "Pages and roles"): list accounts, change roles, (de)activate, reset passwords.
 
 Every function takes the acting user (`actor`) and refuses with `AuthError` unless that user may
 manage users. No function returns or logs a password hash: `UserRow` has no field for it.
 The last active administrator can be neither demoted nor deactivated, so the workbench always has
-someone who can manage accounts. Functions never commit.
+someone who can manage accounts. Deactivating an account or resetting its password also ends every
+browser session it has (docs/sessions.md): the person must sign in again. Functions never commit.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from mmos_core.models import User
 from mmos_core.services.auth import AuthError, CurrentUser, Permission, Role, create_user, hash_password
+from mmos_core.services.web_sessions import end_user_sessions
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ def set_role(*, session: Session, actor: CurrentUser, user_id: int, role: Role |
 
 
 def set_active(*, session: Session, actor: CurrentUser, user_id: int, active: bool) -> UserRow:
-    """Deactivate (no sign-in possible) or reactivate an account. Does not commit.
+    """Deactivate (no sign-in possible, its browser sessions ended) or reactivate an account. Does not commit.
 
     Raises:
         AuthError: `actor` may not manage users, unknown account, or deactivating the last active admin.
@@ -144,6 +146,8 @@ def set_active(*, session: Session, actor: CurrentUser, user_id: int, active: bo
     if not active:
         _refuse_losing_last_admin(session, user)
     user.is_active = active
+    if not active:
+        end_user_sessions(session=session, user_id=user.id, reason="deactivated")
     session.flush()
     return _row(user)
 
@@ -151,7 +155,8 @@ def set_active(*, session: Session, actor: CurrentUser, user_id: int, active: bo
 def reset_password(
     *, session: Session, actor: CurrentUser, user_id: int, password: str, password_again: str | None = None
 ) -> UserRow:
-    """Set a new local password for an account (argon2id). Does not commit.
+    """Set a new local password for an account (argon2id) and end its browser sessions (docs/sessions.md),
+    the acting admin's own included when they reset their own password. Does not commit.
 
     Raises:
         AuthError: `actor` may not manage users, unknown account, passwords differ or too short.
@@ -161,6 +166,7 @@ def reset_password(
         raise AuthError("The two passwords differ.")
     user = _get(session, user_id)
     user.password_hash = hash_password(password)
+    end_user_sessions(session=session, user_id=user.id, reason="password_reset")
     session.flush()
     return _row(user)
 

