@@ -9,15 +9,18 @@ attempt keeps what it got. Publication never waits for this job.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from rq import get_current_job
 from sqlalchemy import select
 
+from mmos_core.core.config import get_settings
 from mmos_core.core.db import session_scope
 from mmos_core.llm.catalog import price_snapshot
 from mmos_core.llm.extraction import ProviderError
 from mmos_core.llm.judge import JUDGE_MAX_TOKENS, JudgeResult, judge_fragment, judge_messages
+from mmos_core.llm.rate_limits import ProviderLimits, RateLimited
 from mmos_core.models import SourceProcessing
 from mmos_core.services.budget_guard import BudgetExceeded, release, reserve_with_wait, settle, worst_case_call_cost
 from mmos_core.services.judging import fragments_to_judge, judge_inputs, judge_model_for, store_verdict
@@ -43,6 +46,8 @@ def run_judging(batch_id: int) -> dict[str, Any]:
     if spec is None:
         return {"skipped": "judging is off or no judge model is available"}
     prices = price_snapshot(spec)
+    settings = get_settings()
+    limits = ProviderLimits.for_model(model_name=spec.name, provider=spec.provider, settings=settings)
     with session_scope() as session:
         todo = fragments_to_judge(session=session, batch_id=batch_id, judge_model=spec.name)
     judged = failed = 0
@@ -52,17 +57,38 @@ def run_judging(batch_id: int) -> dict[str, Any]:
         messages = judge_messages(quote=inputs.quote, context=inputs.context, insight=inputs.insight,
                                   person=inputs.person, source_passage=inputs.source_passage)
         worst = worst_case_call_cost(spec=spec, prices=prices, messages=messages, max_tokens=JUDGE_MAX_TOKENS)
-        reservation = reserve_with_wait(session_factory=session_scope, amount_usd=worst, model_name=spec.name, batch_id=batch_id)
-        try:
-            result = judge_fragment(spec=spec, prices=prices, quote=inputs.quote, context=inputs.context,
-                                    insight=inputs.insight, category=inputs.category, person=inputs.person,
-                                    source_passage=inputs.source_passage)
-        except ProviderError as exc:
-            result = JudgeResult.from_provider_error(exc, judge_model=spec.name)
-        except BaseException:
-            with session_scope() as session:
-                release(session=session, reservation=reservation)
-            raise
+        tokens = limits.request_tokens(litellm_model=spec.litellm_model, messages=messages, max_tokens=JUDGE_MAX_TOKENS)
+        waited = 0.0
+        while True:
+            # the judge draws on the same per-minute windows as extraction (docs/throughput.md)
+            waited += limits.wait_for_room(tokens)
+            reservation = reserve_with_wait(session_factory=session_scope, amount_usd=worst, model_name=spec.name,
+                                            batch_id=batch_id)
+            try:
+                result = judge_fragment(spec=spec, prices=prices, quote=inputs.quote, context=inputs.context,
+                                        insight=inputs.insight, category=inputs.category, person=inputs.person,
+                                        source_passage=inputs.source_passage, limits=None if limits.unlimited else limits)
+            except RateLimited as exc:
+                with session_scope() as session:
+                    release(session=session, reservation=reservation)
+                pause = min(max(exc.retry_after_s or 1.0, 0.5), 60.0)
+                if waited + pause > settings.llm_rate_limit_max_wait_s:
+                    result = JudgeResult.from_provider_error(
+                        ProviderError(f"{spec.name}: rate limited for over {settings.llm_rate_limit_max_wait_s} s",
+                                      retryable=True, attempts=exc.attempts, duration_ms=exc.duration_ms),
+                        judge_model=spec.name)
+                    reservation = None  # already released
+                    break
+                time.sleep(pause)
+                waited += pause
+                continue
+            except ProviderError as exc:
+                result = JudgeResult.from_provider_error(exc, judge_model=spec.name)
+            except BaseException:
+                with session_scope() as session:
+                    release(session=session, reservation=reservation)
+                raise
+            break
         with session_scope() as session:
             store_verdict(session=session, fragment_id=fragment_id, result=result)
             settle(session=session, reservation=reservation, cost_usd=result.cost_usd)

@@ -33,6 +33,7 @@ from mmos_core.llm.catalog import ModelSpec, UnknownModelError, price_snapshot
 from mmos_core.llm.cost import PriceSnapshot, UnknownPriceError, cost_usd
 from mmos_core.llm.extraction import CategoryName, ProviderError, complete_with_retries, completion_kwargs
 from mmos_core.llm.local_models import LOCAL_MODELS
+from mmos_core.llm.rate_limits import ProviderLimits
 from mmos_core.llm.server import response_format_for_schema
 
 #: Version of the rubric below; stored with every verdict so that a changed rubric never mixes with old verdicts.
@@ -243,6 +244,7 @@ def judge_fragment(
     person: str | None,
     source_passage: str,
     settings: Settings | None = None,
+    limits: ProviderLimits | None = None,
 ) -> JudgeResult:
     """Ask `spec` whether `quote` (with `context` and `source_passage`) supports `insight`, and which
     category fits; compare that category with the fragment's `category`.
@@ -254,6 +256,8 @@ def judge_fragment(
         person: who the fragment is about (None: "the person").
         source_passage: the chunk the fragment came from (cut to `MAX_PASSAGE_CHARS` around the quote).
         settings: timeouts and retries (`llm_timeout_s`, `llm_max_retries`); default `get_settings()`.
+        limits: the judge model's shared per-minute windows (docs/throughput.md); each HTTP attempt is counted
+            in them, and a 429 or a full window raises `RateLimited` for the caller to wait out.
     Returns:
         A `JudgeResult` with status `ok` or `malformed` (raw text kept), temperature 0.
     Raises:
@@ -272,7 +276,10 @@ def judge_fragment(
         settings=settings,
         response_format=judge_response_format(spec),
     )
-    response, attempts, latency_ms = complete_with_retries(kwargs, label=spec.name, settings=settings)
+    tokens = limits.request_tokens(litellm_model=spec.litellm_model, messages=messages, max_tokens=JUDGE_MAX_TOKENS) if limits else 0
+    response, attempts, latency_ms = complete_with_retries(
+        kwargs, label=spec.name, settings=settings, limits=limits, request_tokens=tokens
+    )
 
     choice = response.choices[0]
     raw = choice.message.content

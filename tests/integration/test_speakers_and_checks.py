@@ -183,3 +183,32 @@ def test_judge_job_stores_verdicts_survives_a_malformed_answer_and_moves_the_sco
         assert perf.judged_fragments == n and float(perf.support_rate) == 0.0
         q = batch_quality(session=s, batch_id=batch_id)
         assert q.score.support == 0.0 and q.score.grounding == 1.0 and q.score.score < 7.0
+
+
+def test_judge_draws_on_the_shared_rate_limit_and_waits_out_a_429(fake_llm, embedder_or_skip, monkeypatch):
+    monkeypatch.setenv("MMOS_JUDGE_ENABLED", "true")
+    monkeypatch.setenv("MMOS_JUDGE_MAX_FRAGMENTS", "1")
+    monkeypatch.setenv("MMOS_LLM_RPM_LIMITS", '{"openai": 100}')
+    get_settings.cache_clear()
+    sid = _source(300)
+    seen: list[int] = []
+
+    def respond(req):
+        user = req["messages"][1]["content"]
+        if "Insight:" in user:  # a judge call: refused once with Retry-After, then answered
+            seen.append(1)
+            if len(seen) == 1:
+                return 429, {"error": {"message": "slow down", "type": "rate_limit_error"}}
+            return 200, chat_completion(json.dumps({"reason": "It says so.", "supported": "yes", "category": "Values and Beliefs"}))
+        return 200, chat_completion(_answer([("Good afternoon, ladies and gentlemen.", "He greets the press.")]))
+
+    fake_llm["respond"] = respond
+    with session_scope() as s:
+        jobs = queue_extraction(session=s, source_id=sid, model_names=[LARGE])
+    enqueue_batches(jobs)
+    _drain()
+    with session_scope() as s:
+        verdicts = s.scalars(select(JudgeVerdict)).all()
+        assert [(v.status, v.support) for v in verdicts] == [("ok", "yes")]
+    assert len(seen) == 2  # the 429 was waited out, not stored as a failure
+    assert get_redis().keys("mmos:ratelimit*")  # the judge's requests were counted in the shared window
