@@ -1,11 +1,21 @@
-# Image for docker-compose.yml (app, worker, migrate, llm). Model files go to the /models volume.
+# One image for every service of docker-compose.yml (provision, migrate, llm, app, api, worker); docs/deploy.md.
+# Layer order keeps rebuilds cheap: the dependencies (llama-cpp-python compiles llama.cpp: minutes) are
+# installed from pyproject.toml and a stub package first, so a code change only re-runs the final COPY.
 FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake git \
     && rm -rf /var/lib/apt/lists/*
+# A non-root user runs every service; /data and /models are the volumes (owned by it, so a new named
+# volume starts with that owner).
+RUN useradd --create-home --uid 1000 --shell /usr/sbin/nologin mmos \
+    && mkdir -p /app /data /models && chown mmos:mmos /app /data /models
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY mmos_core mmos_core
-COPY workers workers
-RUN pip install --no-cache-dir -e ".[local]"
-COPY . .
-ENV MMOS_DATA_DIR=/data MMOS_CACHE_DIR=/models
+# 1. dependencies only: pyproject.toml + empty packages (editable install: the real code replaces the stubs)
+COPY --chown=mmos:mmos pyproject.toml README.md ./
+RUN mkdir -p mmos_core workers && touch mmos_core/__init__.py workers/__init__.py \
+    && pip install --no-cache-dir -e ".[local]" \
+    && chown -R mmos:mmos /app
+# 2. the code (.dockerignore keeps .git, .venv, data and results out)
+COPY --chown=mmos:mmos . .
+USER mmos
+ENV MMOS_DATA_DIR=/data MMOS_CACHE_DIR=/models PYTHONUNBUFFERED=1
+CMD ["mmos", "--help"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,12 @@ def darwin_text() -> str:
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Embedded PostgreSQL + Redis for the whole test session, schema at Alembic head."""
     data_dir = tmp_path_factory.mktemp("mmosdata")
+    # Run as root, the embedded PostgreSQL runs as its own unprivileged user, which must be able to
+    # traverse pytest's temp folders (created 0700, and reset so by every new pytest session).
+    for folder in (data_dir, *data_dir.parents):
+        if folder == Path(tempfile.gettempdir()) or not str(folder).startswith(tempfile.gettempdir()):
+            break
+        folder.chmod(folder.stat().st_mode | 0o011)
     saved = {k: os.environ.get(k) for k in ("MMOS_DATA_DIR", "DATABASE_URL", "REDIS_URL")}
     os.environ["MMOS_DATA_DIR"] = str(data_dir)
     os.environ.pop("DATABASE_URL", None)

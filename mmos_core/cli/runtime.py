@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -275,7 +274,7 @@ def metrics(hours: Annotated[int, typer.Option(help="How many hours of the hourl
 
 @app.command()
 def status() -> None:
-    """Services, LLM server, queue lengths and workers."""
+    """Services, LLM server, queue lengths, workers and the processes `mmos up` supervises (restarts)."""
     from mmos_core.core import embedded
 
     s = get_settings()
@@ -302,6 +301,10 @@ def status() -> None:
         for w in Worker.all(connection=get_redis()):
             job = w.get_current_job_id()
             typer.echo(f"worker {w.name}: {w.get_state()} {('job ' + job) if job else ''} heartbeat {w.last_heartbeat:%H:%M:%S}")
+    from mmos_core.cli.supervise import state_path, status_lines
+
+    for line in status_lines(state_path(s.data_dir)):  # what `mmos up` supervises, with restart counts
+        typer.echo(line)
 
 
 @app.command()
@@ -309,52 +312,67 @@ def up(
     workers: Annotated[int, typer.Option(help="Number of RQ workers (local generation is CPU-bound: 1 per 2 cores).")] = 1,
     no_llm: Annotated[bool, typer.Option(help="Do not start the local llama.cpp server.")] = False,
     headless: Annotated[bool, typer.Option(help="Do not open a browser.")] = True,
+    api: Annotated[bool, typer.Option(help="Also serve the HTTP API (`mmos api`) on --api-port.")] = False,
+    api_port: Annotated[int, typer.Option(help="Port of the HTTP API with --api.")] = 8600,
+    backoff_cap: Annotated[float, typer.Option(help="Longest wait, in seconds, before a crashed process is restarted.")] = 60.0,
 ) -> None:
-    """Start everything: services, migrations, LLM server, worker(s) and the UI on settings.streamlit_port.
+    """Start everything: services, migrations, LLM server, worker(s), the UI (and the API with --api), supervised.
 
-    Runs in the foreground; Ctrl-C stops the workers and the UI (services and the LLM server stay
-    up for the next run; `mmos services stop` / `mmos llm stop` stop them).
+    Runs in the foreground as a supervisor (`cli/supervise.py`, docs/deploy.md): a worker, the LLM server,
+    the UI or the API that exits is restarted with exponential backoff, and every restart is recorded for
+    `mmos status`. Ctrl-C / SIGTERM stops them all (the embedded services stay up for the next run;
+    `mmos services stop` stops them). An LLM server already answering on the port is used, not supervised.
     """
+    from mmos_core.cli.supervise import Supervisor, state_path
+
     s = get_settings()
     services_start()
     migrate()
-    if not no_llm:
-        llm_start()
     logs = s.data_dir.resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    procs: list[subprocess.Popen] = []
-    for i in range(workers):
-        out = open(logs / f"worker-{i}.log", "ab")
-        procs.append(subprocess.Popen([sys.executable, "-m", "mmos_core.cli.app", "worker"], stdout=out, stderr=out))
-    typer.echo(f"{workers} worker(s) started, logs in {logs}")
-    ui = subprocess.Popen(
-        [
-            sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
-            "--server.port", str(s.streamlit_port), "--server.headless", str(headless).lower(),
-            "--browser.gatherUsageStats", "false",
-            # the uploader refuses what intake would refuse anyway, before it is sent
-            "--server.maxUploadSize", str(max(1, -(-s.max_source_bytes // 1_000_000))),
-        ]
+    supervisor = Supervisor(
+        _up_children(workers=workers, llm=not no_llm, headless=headless, api=api, api_port=api_port, logs=logs),
+        state_path(s.data_dir),
+        backoff_cap_s=backoff_cap,
+        echo=typer.echo,
     )
-    procs.append(ui)
-    typer.echo(f"workbench at http://localhost:{s.streamlit_port}")
+    supervisor.start()
+    typer.echo(f"{workers} worker(s) started, logs in {logs}; supervisor state in {supervisor.state_file}")
+    typer.echo(f"workbench at http://localhost:{s.streamlit_port}" + (f", API at http://localhost:{api_port}" if api else ""))
 
     def stop(*_):
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        supervisor.stop()
         raise typer.Exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        ui.wait()
+        supervisor.run()
     except KeyboardInterrupt:
         stop()
     stop()
 
 
+def _up_children(*, workers: int, llm: bool, headless: bool, api: bool, api_port: int, logs) -> list:
+    """The processes `mmos up` supervises, as `supervise.Child` argument vectors (docs/deploy.md)."""
+    from mmos_core.cli.supervise import Child
 
+    s = get_settings()
+    mmos = [sys.executable, "-m", "mmos_core.cli.app"]
+    children = [Child(f"worker-{i}", [*mmos, "worker"], log_file=logs / f"worker-{i}.log") for i in range(workers)]
+    if llm:
+        from mmos_core.llm.server import is_healthy, server_url
+
+        if is_healthy(timeout_s=2):  # e.g. `mmos llm start` earlier: use it, do not fight it for the port
+            typer.echo(f"llama.cpp server already answering at {server_url()}: used as is, not supervised")
+        else:
+            children.append(Child("llm", [*mmos, "llm", "serve"], log_file=logs / "llm.log"))
+    children.append(Child("ui", [
+        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
+        "--server.port", str(s.streamlit_port), "--server.headless", str(headless).lower(),
+        "--browser.gatherUsageStats", "false",
+        # the uploader refuses what intake would refuse anyway, before it is sent
+        "--server.maxUploadSize", str(max(1, -(-s.max_source_bytes // 1_000_000))),
+    ], log_file=logs / "ui.log"))
+    if api:
+        children.append(Child("api", [*mmos, "api", "--host", "127.0.0.1", "--port", str(api_port)], log_file=logs / "api.log"))
+    return children
