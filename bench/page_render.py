@@ -1,11 +1,13 @@
-"""Server-side render time of the Review and Dashboard pages on the configured database.
+"""Server-side render time of every workbench page on the configured database.
 
-Runs each page script in-process with Streamlit's AppTest (the same code path a browser's rerun
-takes on the server, without the websocket and the browser's painting), signed in as an admin,
-and prints min / p50 / p95 over repeated reruns. Seed a scratch database first with
-`bench/seed_fragments.py` (see bench/README.md).
+Runs app.py in-process with Streamlit's AppTest and switches to each page (the same code path a
+browser's rerun takes on the server, without the websocket and the browser's painting), signed in as an admin,
+and prints min / p50 / p95 over repeated reruns (the first run, which fills caches and imports,
+is printed apart as "first"). Seed a scratch database first with `bench/seed_fragments.py`
+(see bench/README.md, "page_render.py").
 
     MMOS_DATA_DIR=/tmp/bench-data python bench/page_render.py --runs 10
+    MMOS_DATA_DIR=/tmp/bench-data python bench/page_render.py --runs 5 --pages quality,dashboard --markdown
 """
 
 from __future__ import annotations
@@ -18,6 +20,26 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+def _search(at) -> None:
+    at.text_input[0].set_value("habit")
+
+
+#: (key, label, page script, widget setter or None): every page of app.py's navigation but Users.
+PAGES: list[tuple[str, str, str, object]] = [
+    ("sources", "Sources", "pages/sources.py", None),
+    ("comparison", "Comparison", "pages/comparison.py", None),
+    ("quality", "Quality & cost", "pages/quality.py", None),
+    ("review", "Review, first page of 25", "pages/review.py", None),
+    ("review-search", "Review, full-text search 'habit'", "pages/review.py", _search),
+    ("queue", "Queue", "pages/queue.py", None),
+    ("coverage", "Coverage", "pages/coverage.py", None),
+    ("dashboard", "Dashboard, all charts (30 days)", "pages/dashboard.py", None),
+    ("llm-catalog", "LLM catalog", "pages/llm_catalog.py", None),
+    ("data-transfer", "Import / export", "pages/data_transfer.py", None),
+    ("monitoring", "Inference monitor", "pages/monitoring.py", None),
+    ("conversations", "Conversations", "pages/conversations.py", None),
+]
 
 
 def _admin():
@@ -34,14 +56,22 @@ def _admin():
         return CurrentUser(id=user.id, username=user.username, display_name=None, role=Role.admin)
 
 
-def _time_page(page: str, user, runs: int, widgets=None) -> list[float]:
+def _time_page(page: str, user, runs: int, widgets=None) -> tuple[float, list[float]]:
+    """(first run's seconds, seconds of each of `runs` reruns with unchanged data)."""
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(REPO / page), default_timeout=300)
+    # through app.py's navigation, as a browser opens the page (st.page_link needs the registered pages)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
     at.session_state["current_user"] = user
-    at.run()  # warm-up: imports, caches, first connection
+    at.run()
+    at.switch_page(page)
+    t0 = time.perf_counter()
+    at.run()  # first run of the page: imports, caches, first connection
+    first = time.perf_counter() - t0
     if at.exception:
         raise SystemExit(f"{page} raised: {at.exception[0].message}")
+    if not at.title:  # the switch landed somewhere unexpected (sign-in page, st.stop before the title)
+        raise SystemExit(f"{page} rendered no title")
     if widgets:
         widgets(at)
     times = []
@@ -49,19 +79,28 @@ def _time_page(page: str, user, runs: int, widgets=None) -> list[float]:
         t0 = time.perf_counter()
         at.run()
         times.append(time.perf_counter() - t0)
-    return times
+    if at.exception:
+        raise SystemExit(f"{page} raised: {at.exception[0].message}")
+    return first, times
 
 
-def _report(name: str, times: list[float]) -> str:
-    q = statistics.quantiles(times, n=20) if len(times) >= 2 else times
-    p95 = q[-1] if len(times) >= 2 else times[0]
-    return f"{name:<34} runs {len(times):>3}  min {min(times)*1000:7.0f} ms  p50 {statistics.median(times)*1000:7.0f} ms  p95 {p95*1000:7.0f} ms"
+def _p95(times: list[float]) -> float:
+    return statistics.quantiles(times, n=20)[-1] if len(times) >= 2 else times[0]
+
+
+def _report(name: str, first: float, times: list[float]) -> str:
+    return (f"{name:<34} runs {len(times):>3}  first {first*1000:7.0f} ms  min {min(times)*1000:7.0f} ms  "
+            f"p50 {statistics.median(times)*1000:7.0f} ms  p95 {_p95(times)*1000:7.0f} ms")
 
 
 def main() -> None:
+    """Time the chosen pages (all by default) and print one line each (and a Markdown table)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=10, help="reruns per page after the first (default 10)")
+    parser.add_argument("--pages", default="", help="comma-separated keys: " + ",".join(k for k, *_ in PAGES))
+    parser.add_argument("--markdown", action="store_true", help="also print a Markdown table for bench/README.md")
     args = parser.parse_args()
+    chosen = [p for p in PAGES if not args.pages or p[0] in args.pages.split(",")]
 
     from sqlalchemy import func, select
 
@@ -70,19 +109,19 @@ def main() -> None:
 
     with session_scope() as session:
         n = session.scalar(select(func.count()).select_from(Fragment))
-    print(f"fragments in the database: {n:,}")
+    print(f"fragments in the database: {n:,}", flush=True)
     user = _admin()
 
-    def search(at):
-        at.text_input[0].set_value("habit")
-
-    rows = [
-        ("review (first page, 25 rows)", _time_page("pages/review.py", user, args.runs)),
-        ("review (full-text search 'habit')", _time_page("pages/review.py", user, args.runs, search)),
-        ("dashboard (all charts)", _time_page("pages/dashboard.py", user, args.runs)),
-    ]
-    for name, times in rows:
-        print(_report(name, times))
+    rows = []
+    for _key, label, page, widgets in chosen:
+        first, times = _time_page(page, user, args.runs, widgets)
+        rows.append((label, first, times))
+        print(_report(label, first, times), flush=True)
+    if args.markdown:
+        print("\n| page | first | min | p50 | p95 |\n|---|---|---|---|---|")
+        for label, first, times in rows:
+            print(f"| {label} | {first*1000:.0f} ms | {min(times)*1000:.0f} ms | "
+                  f"{statistics.median(times)*1000:.0f} ms | {_p95(times)*1000:.0f} ms |")
 
 
 if __name__ == "__main__":

@@ -375,3 +375,12 @@ def keep_in_query(values: dict[str, Any]) -> None:
 def int_list(raw: str) -> list[int]:
     """'3,5,8' → [3, 5, 8] (the URL form of a multiselect of ids). Raises ValueError on a non-number."""
     return [int(part) for part in raw.split(",") if part.strip()]
+
+
+def data_version() -> tuple:
+    """The fingerprint `services.data_version.data_version` (one small query): pages pass it as the first
+    argument of `st.cache_data` reports so a rerun with unchanged data reuses them (bench/README.md)."""
+    from mmos_core.services.data_version import data_version as fingerprint
+
+    with transaction() as session:
+        return fingerprint(session=session)

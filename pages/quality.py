@@ -17,7 +17,7 @@ from mmos_core.services.calibration import calibration
 from mmos_core.services.quality import model_quality
 from mmos_core.services.replay import replay_cascades, replay_table
 from mmos_core.services.sources import list_sources
-from mmos_core.ui import keep_in_query, model_names, require, seed_from_query, sidebar_status, transaction
+from mmos_core.ui import data_version, keep_in_query, model_names, require, seed_from_query, sidebar_status, transaction
 
 user = require(Permission.view_comparison)
 sidebar_status()
@@ -40,6 +40,63 @@ if not any(s.batches_completed for s in sources):
     st.stop()
 source_labels = {s.source_id: f"{s.source_code} — {s.title}" for s in sources}
 source_types = sorted({s.source_type for s in sources})
+
+# The reports below are read-only and cost seconds at 100,000 fragments (bench/README.md, page timings): each is
+# cached keyed on `data_version()` (one small query), so a rerun with unchanged data reuses them and any new
+# fragment, verdict, check, feedback or batch recomputes them (docs/quality.md).
+def _ids(source_ids) -> tuple[int, ...] | None:
+    return None if source_ids is None else tuple(source_ids)
+
+
+@st.cache_data(max_entries=64, show_spinner="Measuring quality…")
+def cached_model_quality(version: tuple, source_ids, source_type, category):
+    """`model_quality` of the scope (`version`, the data fingerprint, only keys the cache)."""
+    with transaction() as session:
+        return model_quality(session=session, source_ids=None if source_ids is None else list(source_ids),
+                             source_type=source_type, category=category)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_sweet_spot(version: tuple, source_id, source_type, category, threshold, budget, metric):
+    """`find_sweet_spot` of the scope, threshold, budget and cost metric."""
+    with transaction() as session:
+        return opt.find_sweet_spot(session=session, source_id=source_id, source_type=source_type, category=category,
+                                   quality_threshold=threshold, budget_per_fragment=budget, cost_metric=metric)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def cached_suggestions(version: tuple):
+    """`reprocess_suggestions` (batches worth reprocessing with a cheaper model)."""
+    with transaction() as session:
+        return opt.reprocess_suggestions(session=session)
+
+
+@st.cache_data(max_entries=32, show_spinner="Replaying cascades…")
+def cached_replay(version: tuple, models: tuple, source_ids, metric: str, prices: tuple):
+    """`replay_cascades` of the models on the sources; `prices` as ((model, (in, out)), ...)."""
+    with transaction() as session:
+        return replay_cascades(session=session, models=list(models), source_ids=None if source_ids is None else list(source_ids),
+                               cost_metric=metric, prices=dict(prices) or None)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_qa(version: tuple, source_ids):
+    """(cross-batch agreement, 10 largest disagreements, contradicting fragments) of the sources."""
+    ids = None if source_ids is None else list(source_ids)
+    with transaction() as session:
+        return (qa.cross_batch_agreement(session=session, source_ids=ids),
+                qa.largest_disagreements(session=session, source_ids=ids, limit=10),
+                qa.contradicting_fragments(session=session))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_calibration(version: tuple, source_ids):
+    """`calibration` of the sources."""
+    with transaction() as session:
+        return calibration(session=session, source_ids=None if source_ids is None else list(source_ids))
+
+
+version = data_version()
 
 # A copied link reopens the same view (docs/ARCHITECTURE.md, "Rules"): scope, source type, source, category,
 # the open tab and its choices live in the URL; values the page does not offer are dropped.
@@ -99,8 +156,7 @@ open_tab = st.session_state.get("q_tab") or TABS["quality"]
 keep_in_query({"tab": next((slug for slug, label in TABS.items() if label == open_tab and slug != "quality"), None)})
 
 with tab_quality:
-    with transaction() as session:
-        rows = model_quality(session=session, **kwargs)
+    rows = cached_model_quality(version, _ids(kwargs.get("source_ids")), kwargs.get("source_type"), kwargs["category"])
     if not rows:
         st.info("No completed batch in this scope.")
     else:
@@ -155,11 +211,8 @@ with tab_spot:
                       help="Local models cost $0; 'seconds' ranks them by model time per fragment.")
     keep_in_query({"threshold": threshold if threshold != float(default_threshold) else None,
                    "budget": budget or None, "cheapest": metric if metric != "usd" else None})
-    with transaction() as session:
-        spot = opt.find_sweet_spot(
-            session=session, source_id=kwargs.get("source_ids", [None])[0], source_type=kwargs.get("source_type"),
-            category=kwargs["category"], quality_threshold=threshold, budget_per_fragment=budget or None, cost_metric=metric,
-        )
+    spot = cached_sweet_spot(version, kwargs.get("source_ids", [None])[0], kwargs.get("source_type"), kwargs["category"],
+                             threshold, budget or None, metric)
     if spot.model_name:
         saving = f" — saves {spot.saving_pct:g}% ({metric}) against {spot.baseline_model}" if spot.saving_pct is not None else ""
         st.success(f"Sweet spot: **{spot.model_name}**{saving}.")
@@ -171,8 +224,7 @@ with tab_spot:
          "s / fragment": c.seconds_per_fragment, "eligible": c.eligible, "why": c.reason}
         for c in spot.candidates
     ]), hide_index=True, width="stretch")
-    with transaction() as session:
-        suggestions = opt.reprocess_suggestions(session=session)
+    suggestions = cached_suggestions(version)
     st.subheader("Reprocess with a cheaper model")
     if suggestions:
         st.dataframe(pd.DataFrame([s.__dict__ for s in suggestions]), hide_index=True, width="stretch")
@@ -238,9 +290,8 @@ with tab_replay:
                          b.number_input(f"{m} output", 0.0, 200.0, 0.60, key=f"r_out_{m}"))
     if len(replay_models) >= 2:
         try:
-            with transaction() as session:
-                replay = replay_cascades(session=session, models=replay_models, source_ids=kwargs.get("source_ids"),
-                                         cost_metric=r_metric, prices=prices or None)
+            replay = cached_replay(version, tuple(replay_models), _ids(kwargs.get("source_ids")), r_metric,
+                                   tuple(sorted(prices.items())))
         except ValueError as exc:
             st.info(str(exc))
         else:
@@ -256,10 +307,7 @@ with tab_replay:
             st.plotly_chart(fig, width="stretch")
 
 with tab_qa:
-    with transaction() as session:
-        agreement = qa.cross_batch_agreement(session=session, source_ids=kwargs.get("source_ids"))
-        disagreements = qa.largest_disagreements(session=session, source_ids=kwargs.get("source_ids"), limit=10)
-        contradictions = qa.contradicting_fragments(session=session)
+    agreement, disagreements, contradictions = cached_qa(version, _ids(kwargs.get("source_ids")))
     st.subheader("Fragments matched across batches (the core design workflow 3)")
     if agreement:
         st.dataframe(pd.DataFrame([a.__dict__ for a in agreement]), hide_index=True, width="stretch")
@@ -285,8 +333,7 @@ with tab_cal:
         "reason (misquote ↔ verbatim, wrong speaker ↔ attribution, unsupported insight ↔ support, wrong category ↔ "
         "category). AUROC 0.5 is chance, 1.0 perfect; intervals are 95 %."
     )
-    with transaction() as session:
-        report = calibration(session=session, source_ids=kwargs.get("source_ids"))
+    report = cached_calibration(version, _ids(kwargs.get("source_ids")))
     if report.n_rows < report.min_verdicts:
         st.info(f"Uncalibrated: {report.n_rows} reviewed fragment(s), {report.min_verdicts} needed before agreement "
                 "figures mean anything. Until then the score's weights are the documented defaults, not fitted.")

@@ -9,6 +9,7 @@ audit rows (the monitoring design) the worker writes after each batch; a fragmen
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -166,9 +167,9 @@ def _vectors(fragments: Iterable[FragmentFacts]) -> np.ndarray:
     return np.vstack(vecs) if vecs else np.zeros((0, 384), np.float32)
 
 
-def reference_for(session: Session, batch: ProcessingBatch, source_id: int) -> Reference | None:
-    """Human-verified fragments of the source when there are any; otherwise the baseline model's
-    latest completed batch on it; None when `batch` is itself that baseline batch (or there is none)."""
+def verified_reference(session: Session, source_id: int) -> Reference | None:
+    """The human-verified (not rejected) fragments of the source with an embedding, None when there are none:
+    the reference of every batch on the source (`reference_for`), so `model_quality` reads it once per source."""
     verified = fragment_facts(
         session,
         Fragment.source_id == source_id,
@@ -176,8 +177,15 @@ def reference_for(session: Session, batch: ProcessingBatch, source_id: int) -> R
         Fragment.rejected.is_(False),
         Fragment.embedding.is_not(None),
     )
-    if verified:
-        return Reference("verified", _vectors(verified), [f.category for f in verified])
+    return Reference("verified", _vectors(verified), [f.category for f in verified]) if verified else None
+
+
+def reference_for(session: Session, batch: ProcessingBatch, source_id: int) -> Reference | None:
+    """Human-verified fragments of the source when there are any; otherwise the baseline model's
+    latest completed batch on it; None when `batch` is itself that baseline batch (or there is none)."""
+    verified = verified_reference(session, source_id)
+    if verified is not None:
+        return verified
     baseline = baseline_model_for(session, source_id)
     if baseline is None:
         return None
@@ -204,7 +212,6 @@ def _grounding_confidences(session: Session, fragment_ids: list[int]) -> dict[in
 
 
 def _compute_grounding(session: Session, fragments: list[Fragment], embed: Embed) -> dict[int, float]:
-
     out: dict[int, float] = {}
     for f in fragments:
         source = session.get(Source, f.source_id)
@@ -235,16 +242,22 @@ def is_grounded(
 
 
 def _human(session: Session, batch_id: int, fragments: list[FragmentFacts], *, include_batch_feedback: bool) -> tuple[int, float]:
+    ids = [f.id for f in fragments]
+    target = UserFeedback.fragment_id.in_(ids) if ids else UserFeedback.id.is_(None)
+    if include_batch_feedback:
+        target = or_(target, and_(UserFeedback.batch_id == batch_id, UserFeedback.fragment_id.is_(None)))
+    feedback = session.execute(select(UserFeedback.feedback_type, UserFeedback.quality_rating).where(target)).all()
+    return _human_sum(fragments, feedback)
+
+
+def _human_sum(fragments: list[FragmentFacts], feedback: Iterable[tuple[str, int | None]]) -> tuple[int, float]:
+    """(judgements, their summed worth): verdicts on `fragments`, then `feedback` (type, stars) rows."""
     n, k = 0, 0.0
     for f in fragments:
         if f.verified or f.rejected:
             n += 1
             k += human_weight(verified=bool(f.verified) and not f.rejected) or 0.0
-    ids = [f.id for f in fragments]
-    target = UserFeedback.fragment_id.in_(ids) if ids else UserFeedback.id.is_(None)
-    if include_batch_feedback:
-        target = or_(target, and_(UserFeedback.batch_id == batch_id, UserFeedback.fragment_id.is_(None)))
-    for ftype, stars in session.execute(select(UserFeedback.feedback_type, UserFeedback.quality_rating).where(target)):
+    for ftype, stars in feedback:
         w = human_weight(feedback_type=ftype, stars=stars if ftype == "rating" else None)
         if w is None and stars is not None:
             w = human_weight(stars=stars)
@@ -277,6 +290,17 @@ def batch_counts(
         full = list(session.scalars(select(Fragment).where(Fragment.id.in_(missing))))
         support.update(_compute_grounding(session, full, embed))
     checks = checks_for(session=session, fragment_ids=[f.id for f in fragments])
+    ref = reference_for(session, batch, source_id) if reference is True else reference or None
+    human = _human(session, batch.id, fragments, include_batch_feedback=category is None)
+    return tally(fragments, support, checks, ref, category, human), ref
+
+
+def tally(
+    fragments: list[FragmentFacts], support: dict[int, float], checks: dict[int, FragmentChecks],
+    ref: Reference | None, category: str | None, human: tuple[int, float],
+) -> QualityCounts:
+    """The counts of one batch from what `batch_counts` (or `services.quality_pool`, all batches at once) read:
+    its fragments (id order), grounding support and checks by fragment id, the reference, (human n, k)."""
     checked = grounded = 0
     support_n, support_k = 0, 0.0
     direct = exact = by_person = judged = 0
@@ -295,7 +319,6 @@ def batch_counts(
             support_k += c.support
             judged += int(c.judge_support is not None)
 
-    ref = reference_for(session, batch, source_id) if reference is True else reference or None
     batch_fragments = batch_matched = ref_n = ref_matched = 0
     if ref is not None:
         mine = _vectors(fragments)
@@ -306,25 +329,22 @@ def batch_counts(
             pairs = match_pairs(mine @ theirs.T if len(mine) and len(theirs) else np.zeros((0, 0)), AGREEMENT_THRESHOLD)
             batch_fragments, ref_n = len(mine), len(theirs)
             batch_matched = ref_matched = len(pairs)
-    human_n, human_k = _human(session, batch.id, fragments, include_batch_feedback=category is None)
-    return (
-        QualityCounts(
-            checked=checked,
-            grounded=grounded,
-            batch_fragments=batch_fragments,
-            batch_matched=batch_matched,
-            reference_fragments=ref_n,
-            reference_matched=ref_matched,
-            human_n=human_n,
-            human_k=human_k,
-            support_n=support_n,
-            support_k=support_k,
-            direct_quotes=direct,
-            quotes_exact=exact,
-            quotes_by_person=by_person,
-            judged=judged,
-        ),
-        ref,
+    human_n, human_k = human
+    return QualityCounts(
+        checked=checked,
+        grounded=grounded,
+        batch_fragments=batch_fragments,
+        batch_matched=batch_matched,
+        reference_fragments=ref_n,
+        reference_matched=ref_matched,
+        human_n=human_n,
+        human_k=human_k,
+        support_n=support_n,
+        support_k=support_k,
+        direct_quotes=direct,
+        quotes_exact=exact,
+        quotes_by_person=by_person,
+        judged=judged,
     )
 
 
@@ -463,6 +483,64 @@ def recompute_source(*, session: Session, source_id: int, embed: Embed | None = 
     return out
 
 
+def _pooled_batches(session: Session, source_ids: list[int], category: str | None, embed: Embed | None):
+    """(batch, counts, fragments in scope, scope share, model seconds) of every completed full batch of each
+    source in `source_ids` (that order, batches oldest first): `batch_counts`' counts, but each source's
+    fragments, grounding rows, checks and feedback read with one query each instead of one per batch, and
+    fragment totals and model seconds with one grouped query: the per-batch loop spent most of its time
+    at 100,000 fragments in ~920 small queries with IN lists psycopg had to parse (bench/README.md)."""
+    per_source = [(sid, completed_batches_on(session, sid)) for sid in source_ids]
+    batch_ids = sorted({b.id for _, batches in per_source for b in batches})
+    if not batch_ids:
+        return
+    seconds = dict(session.execute(
+        select(ExtractionCall.batch_id, func.coalesce(func.sum(ExtractionCall.duration_ms), 0))
+        .where(ExtractionCall.batch_id.in_(batch_ids)).group_by(ExtractionCall.batch_id)
+    ).all())
+    totals = dict(session.execute(
+        select(Fragment.batch_id, func.count()).where(Fragment.batch_id.in_(batch_ids)).group_by(Fragment.batch_id)
+    ).all()) if category else {}
+    for sid, batches in per_source:
+        if not batches:
+            continue
+        where = [Fragment.source_id == sid, Fragment.batch_id.in_([b.id for b in batches])]
+        if category:
+            where.append(Fragment.category == category)
+        facts = fragment_facts(session, *where)
+        batch_of = dict(session.execute(select(Fragment.id, Fragment.batch_id).where(*where)).all())
+        by_batch: dict[int, list] = defaultdict(list)
+        for f in facts:  # id order within each batch, as batch_counts reads them
+            by_batch[batch_of[f.id]].append(f)
+        scope = select(Fragment.id).where(*where)
+        support = {fid: float(conf) for fid, conf in session.execute(  # later rows overwrite earlier ones
+            select(AsiInference.fragment_id, AsiInference.confidence)
+            .where(AsiInference.kind == "fragment_grounding",
+                   AsiInference.fragment_id.in_(scope.where(Fragment.fragment_type != "direct_quote")))
+            .order_by(AsiInference.fragment_id, AsiInference.id)
+        )}
+        missing = [f.id for f in facts if f.fragment_type != "direct_quote" and f.id not in support]
+        if missing and embed is not None:
+            full = list(session.scalars(select(Fragment).where(Fragment.id.in_(missing))))
+            support.update(_compute_grounding(session, full, embed))
+        checks = checks_for(session=session, fragment_ids=[f.id for f in facts])
+        target = UserFeedback.fragment_id.in_(scope)
+        if category is None:
+            target = or_(target, and_(UserFeedback.batch_id.in_([b.id for b in batches]), UserFeedback.fragment_id.is_(None)))
+        feedback: dict[int, list] = defaultdict(list)
+        for fid, bid, ftype, stars in session.execute(
+            select(UserFeedback.fragment_id, UserFeedback.batch_id, UserFeedback.feedback_type, UserFeedback.quality_rating)
+            .where(target).order_by(UserFeedback.id)
+        ):
+            feedback[batch_of[fid] if fid is not None else bid].append((ftype, stars))
+        verified = verified_reference(session, sid)
+        for batch in batches:
+            mine = by_batch.get(batch.id, [])
+            ref = verified if verified is not None else reference_for(session, batch, sid)
+            counts = tally(mine, support, checks, ref, category, _human_sum(mine, feedback.get(batch.id, [])))
+            share = (len(mine) / totals[batch.id] if totals.get(batch.id) else 0.0) if category else 1.0
+            yield batch, counts, len(mine), share, float(seconds.get(batch.id, 0) or 0) / 1000
+
+
 @dataclass(frozen=True)
 class ModelQuality:
     """One model's quality pooled over its completed batches in a scope (sources, type, category).
@@ -503,25 +581,15 @@ def model_quality(
     if source_type:
         q = q.where(Source.source_type == source_type)
     pooled: dict[str, list] = {}
-    for sid in session.scalars(q):
-        for batch in completed_batches_on(session, sid):
-            counts, _ = batch_counts(session=session, batch=batch, source_id=sid, category=category, embed=embed)
-            fq = select(func.count()).select_from(Fragment).where(Fragment.batch_id == batch.id, Fragment.source_id == sid)
-            if category:
-                fq = fq.where(Fragment.category == category)
-            n = int(session.scalar(fq) or 0)
-            # a category gets the batch's cost and time in proportion to its share of the fragments,
-            # so its cost per fragment is the batch's, not the whole bill over a few fragments
-            share = 1.0
-            if category:
-                total = session.scalar(select(func.count()).select_from(Fragment).where(Fragment.batch_id == batch.id)) or 0
-                share = n / total if total else 0.0
-            acc = pooled.setdefault(batch.model_name, [0, 0, Decimal(0), 0.0, QualityCounts()])
-            acc[0] += 1
-            acc[1] += n
-            acc[2] += Decimal(batch.estimated_cost_usd or 0) * Decimal(str(share))
-            acc[3] += _model_seconds(session, batch.id) * share
-            acc[4] = acc[4] + counts
+    for batch, counts, n, share, seconds in _pooled_batches(session, list(session.scalars(q)), category, embed):
+        # a category gets the batch's cost and time in proportion to its share of the fragments,
+        # so its cost per fragment is the batch's, not the whole bill over a few fragments
+        acc = pooled.setdefault(batch.model_name, [0, 0, Decimal(0), 0.0, QualityCounts()])
+        acc[0] += 1
+        acc[1] += n
+        acc[2] += Decimal(batch.estimated_cost_usd or 0) * Decimal(str(share))
+        acc[3] += seconds * share
+        acc[4] = acc[4] + counts
     out = [
         ModelQuality(model_name=m, batches=a[0], fragments=a[1], cost_usd=a[2], model_seconds=a[3], score=score(a[4]))
         for m, a in pooled.items()
