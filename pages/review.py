@@ -25,6 +25,7 @@ from mmos_core.services.checks import checks_for
 from mmos_core.services.review_queue import QueueScope
 from mmos_core.ui import (
     browser_session_id,
+    data_version,
     keep_in_query,
     model_names,
     require,
@@ -293,10 +294,19 @@ if not rows:
     st.info("No fragments match. Widen the filters, or extract a source on the Sources page.")
     st.stop()
 
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _reviewers(version: tuple) -> tuple[list, list]:
+    """Reviewer progress and Cohen's kappa (a bootstrap per pair and dimension), recomputed only when the data
+    version (`ui.data_version`, which moves with every verdict) changes, not on every rerun of the page."""
+    with transaction() as session:
+        return reviewer_progress(session=session), reviewer_agreement(session=session)
+
+
 with transaction() as session:
     checks = checks_for(session=session, fragment_ids=[r.id for r in rows])
-    progress = reviewer_progress(session=session)
-    kappas = reviewer_agreement(session=session)
+progress, kappas = _reviewers(data_version())
 
 with st.expander("Reviewers: progress and agreement", icon=":material/groups:"):
     if progress:

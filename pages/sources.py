@@ -11,9 +11,8 @@ from mmos_core.core.domain import BatchStatus, ExtractionPriority, QualityTier, 
 from mmos_core.llm.catalog import UnknownModelError
 from mmos_core.services.auth import Permission
 from mmos_core.services.batches import batch_progress, enqueue_batches, queue_extraction
-from mmos_core.services.checks import set_person_labels
 from mmos_core.services.estimate import estimate_for_source
-from mmos_core.services.quality import recompute_source
+from mmos_core.services.person_labels import change_person_labels
 from mmos_core.services.sources import DuplicateSourceError, create_source, list_sources
 from mmos_core.services.speakers import speaker_summary
 from mmos_core.text.documents import DOCUMENT_EXTENSIONS
@@ -147,8 +146,7 @@ def _save_person_labels(source_id: int) -> None:
     labels = st.session_state.get(f"person_labels_{source_id}") or []
     try:
         with transaction() as session:
-            n = set_person_labels(session=session, source_id=source_id, labels=labels)
-            recompute_source(session=session, source_id=source_id)
+            n = change_person_labels(session=session, source_id=source_id, labels=labels)
         st.session_state["sources_flash"] = ("success", f"The person's speaker is now {', '.join(labels)}; {n} fragment(s) re-checked.")
     except (LookupError, ValueError) as exc:
         st.session_state["sources_flash"] = ("error", str(exc))

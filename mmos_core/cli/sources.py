@@ -222,15 +222,13 @@ def speakers(
     """List a source's speakers with their word counts; `--person LABEL` makes LABEL the person's speaker
     (re-runs the per-fragment checks and the quality score, never the LLM)."""
     from mmos_core.core import db
-    from mmos_core.services.checks import set_person_labels
-    from mmos_core.services.quality import recompute_source
+    from mmos_core.services.person_labels import change_person_labels
     from mmos_core.services.speakers import speaker_summary
 
     try:
         with db.session_scope() as session:
             if person:
-                n = set_person_labels(session=session, source_id=source_id, labels=person)
-                recompute_source(session=session, source_id=source_id)
+                n = change_person_labels(session=session, source_id=source_id, labels=person)
                 typer.echo(f"person's speaker(s) set to {', '.join(person)}; {n} fragment(s) re-checked")
             rows = speaker_summary(session=session, source_id=source_id)
     except (LookupError, ValueError) as exc:

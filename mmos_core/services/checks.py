@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 
 import numpy as np
 from sqlalchemy import select
@@ -175,6 +174,3 @@ def checks_for(*, session: Session, fragment_ids: Sequence[int]) -> dict[int, Fr
         )
     return out
 
-
-def _as_float(x: Decimal | float | None) -> float | None:
-    return None if x is None else float(x)

@@ -90,11 +90,16 @@ def person_labels_of(source: Source) -> list[str]:
     """The person's label(s) on `source` (the stored choice, else the default for its turns)."""
     if source.person_labels:
         return list(source.person_labels)
-    speakers: dict[str, int] = {}
+    return _default_labels(_spoken_words(source), source.person)
+
+
+def _spoken_words(source: Source) -> dict[str, int]:
+    """Speaker label → words in their speech turns, most words first."""
+    words: dict[str, int] = {}
     for t in turns_of(source):
         if t.kind == TurnKind.SPEECH and t.speaker:
-            speakers[t.speaker] = speakers.get(t.speaker, 0) + len(source.content[t.char_start:t.char_end].split())
-    return _default_labels(dict(sorted(speakers.items(), key=lambda kv: -kv[1])), source.person)
+            words[t.speaker] = words.get(t.speaker, 0) + len(source.content[t.char_start:t.char_end].split())
+    return dict(sorted(words.items(), key=lambda kv: -kv[1]))
 
 
 def _default_labels(speakers: dict[str, int], person: str | None) -> list[str]:
@@ -115,12 +120,8 @@ def speaker_summary(*, session: Session, source_id: int) -> list[SpeakerSummary]
     source = session.get(Source, source_id)
     if source is None:
         raise LookupError(f"source {source_id} not found")
-    words: dict[str, int] = {}
-    for t in turns_of(source):
-        if t.kind == TurnKind.SPEECH and t.speaker:
-            words[t.speaker] = words.get(t.speaker, 0) + len(source.content[t.char_start:t.char_end].split())
     persons = set(person_labels_of(source))
-    return [SpeakerSummary(label, n, label in persons) for label, n in sorted(words.items(), key=lambda kv: -kv[1])]
+    return [SpeakerSummary(label, n, label in persons) for label, n in _spoken_words(source).items()]
 
 
 def validate_person_labels(source: Source, labels: Sequence[str]) -> list[str]:

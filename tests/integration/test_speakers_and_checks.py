@@ -212,3 +212,17 @@ def test_judge_draws_on_the_shared_rate_limit_and_waits_out_a_429(fake_llm, embe
         assert [(v.status, v.support) for v in verdicts] == [("ok", "yes")]
     assert len(seen) == 2  # the 429 was waited out, not stored as a failure
     assert get_redis().keys("mmos:ratelimit*")  # the judge's requests were counted in the shared window
+
+
+def test_cli_lists_speakers_and_changes_the_person():
+    from typer.testing import CliRunner
+
+    from mmos_core.cli.app import app
+
+    sid = _source()
+    out = CliRunner().invoke(app, ["speakers", str(sid)])
+    assert out.exit_code == 0 and "* THE PRESIDENT" in out.output and "  Q " in out.output
+    out = CliRunner().invoke(app, ["speakers", str(sid), "--person", "Q"])
+    assert out.exit_code == 0 and "set to Q" in out.output and "* Q " in out.output
+    out = CliRunner().invoke(app, ["speakers", str(sid), "--person", "NOBODY"])
+    assert out.exit_code == 1 and "Not a speaker" in out.output
