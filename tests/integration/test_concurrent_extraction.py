@@ -20,6 +20,7 @@ from decimal import Decimal
 
 import pytest
 from fakes import chat_completion, quote_answer
+from process_support import kill_worker
 from pytest_httpserver import HTTPServer
 from sqlalchemy import func, select
 from werkzeug import Response
@@ -241,20 +242,6 @@ def test_eight_jobs_with_n_calls_each_never_spend_past_the_daily_cap(provider, e
     assert completed + len(errors) == 8
 
 
-def _kill_worker(pid: int) -> None:
-    """SIGKILL an RQ worker and its work horse (RQ puts the horse in a session of its own)."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            if ppid == pid:
-                os.kill(int(entry), signal.SIGKILL)
-    os.killpg(pid, signal.SIGKILL)
-
-
 def _drain() -> None:
     from rq import SimpleWorker
 
@@ -297,7 +284,7 @@ def test_job_killed_with_calls_in_flight_resumes_without_paying_twice(provider, 
                 break
             time.sleep(0.05)
         in_flight_at_kill = provider.in_flight
-        _kill_worker(worker.pid)
+        kill_worker(worker.pid)
         worker.wait(timeout=10)
     finally:
         if worker.poll() is None:

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from fakes import chat_completion, quote_answer
+from process_support import kill_worker
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
@@ -215,20 +216,6 @@ def test_persistent_provider_failure_keeps_the_error_and_no_fragments(fake_llm, 
         assert session.scalar(select(ExtractionCall.status)) == "provider_error"
 
 
-def _kill_worker(pid: int) -> None:
-    """SIGKILL an RQ worker and its work horse (RQ puts the horse in a session of its own)."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            if ppid == pid:
-                os.kill(int(entry), signal.SIGKILL)
-    os.killpg(pid, signal.SIGKILL)
-
-
 def test_job_killed_half_way_leaves_no_fragments_and_resumes(fake_llm, embedder_or_skip, darwin_text, services):
     source_id, n_chunks = _source(darwin_text, words=2500)
     assert n_chunks >= 4
@@ -252,7 +239,7 @@ def test_job_killed_half_way_leaves_no_fragments_and_resumes(fake_llm, embedder_
             if done >= 2:
                 break
             time.sleep(0.2)
-        _kill_worker(worker.pid)
+        kill_worker(worker.pid)
         worker.wait(timeout=10)
     finally:
         if worker.poll() is None:
