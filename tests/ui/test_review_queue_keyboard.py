@@ -18,12 +18,6 @@ def _seed() -> list[tuple[int, str]]:
     return module._seed()
 
 
-
-
-
-
-
-
 @pytest.fixture()
 def streamlit_app(services, clean_db):
     require_browser()
@@ -58,10 +52,12 @@ def test_queue_by_keyboard(streamlit_app):
         page.get_by_role("heading", name="Review").click()  # focus the page, not a widget
         for key, code, done in (("v", fragments[0][1], "verified."), ("x", fragments[1][1], "rejected."),
                                 ("s", fragments[2][1], "skipped")):
-            expect(page.get_by_text(f"{code} Biographical", exact=False)).to_be_visible()  # served, page idle
+            # Served and idle: while a rerun is in flight Streamlit can briefly show the previous run's card
+            # beside the new one, so wait for exactly one card rather than any.
+            expect(page.get_by_text(f"{code} Biographical", exact=False)).to_have_count(1)
             page.wait_for_timeout(500)
             page.keyboard.press(key)
-            expect(page.get_by_text(f"{code} {done}")).to_be_visible()
+            expect(page.get_by_text(f"{code} {done}").first).to_be_visible()
         expect(page.get_by_text("You: 2 of 6 judged")).to_be_visible()
         browser.close()
     with session_scope() as session:
