@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
+from mmos_core.core.supervision_state import ChildSummary, child_summaries, read_state, state_path
 from mmos_core.jobs.enqueue import failed_enqueues
 from mmos_core.llm.server import server_url
 from mmos_core.services.auth import CurrentUser, Permission, reload_user
@@ -78,14 +79,29 @@ def runtime_status() -> dict[str, object]:
     return status
 
 
+@st.cache_data(ttl=5, show_spinner=False)
+def supervised_children() -> list[ChildSummary]:
+    """The processes `mmos up` supervises for this data dir, with their restarts (docs/deploy.md); empty
+    when no supervisor runs here (refreshed every 5 s)."""
+    from mmos_core.core.config import get_settings
+
+    return child_summaries(read_state(state_path(get_settings().data_dir)))
+
+
 def sidebar_status() -> None:
-    """Worker and LLM-server indicators; warns when queued work cannot run."""
+    """Worker and LLM-server indicators, the children of `mmos up` and their restarts; warns when queued
+    work cannot run."""
     status = runtime_status()
+    children = supervised_children()
     with st.sidebar:
         st.caption("Runtime")
         workers = int(status["workers"])  # type: ignore[arg-type]
         st.markdown(f"{_dot(bool(workers))} workers: {workers}")
         st.markdown(f"{_dot(bool(status['llm']))} local LLM server at {server_url()}")
+        if children:
+            st.caption("Supervised by `mmos up`")
+            for child in children:
+                st.markdown(f"{_dot(child.up)} {child.line}")
         if not workers:
             st.warning("No worker is running: queued batches wait until `mmos worker` (or `mmos up`) runs.")
 

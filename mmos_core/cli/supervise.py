@@ -4,7 +4,13 @@
 `Supervisor`. A child that exits while the supervisor runs is started again after an exponential backoff
 (`backoff_base_s * 2**(n-1)`, capped at `backoff_cap_s`; `n` counts the quick failures in a row and drops back
 to zero once a child has stayed up `healthy_after_s`). Every restart is logged and recorded in a small JSON
-state file (`<data_dir>/run/supervisor.json`), which `mmos status` reads.
+state file (`<data_dir>/run/supervisor.json`), which `mmos status` and the UI's sidebar read through
+`mmos_core/core/supervision_state.py` (the one reader).
+
+A child that serves HTTP (the LLM server, the API, the UI) names a `health_url`: after each start it is
+`starting` until that URL answers (probed at most every `health_every_s`), then `running`, and a restart
+says so once the server answers again. A live process that stops answering later is not killed (a busy
+llama.cpp server answers nothing until its generation ends).
 
 The children are plain argument vectors, so tests substitute tiny fake commands (tests/unit/test_supervise.py).
 """
@@ -19,45 +25,34 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmos_core.core.supervision_state import read_state, state_path
+
+__all__ = ["Child", "Supervisor", "read_state", "state_path", "status_lines"]
+
 log = logging.getLogger(__name__)
-
-STATE_FILE = Path("run") / "supervisor.json"
-
-
-def state_path(data_dir: Path) -> Path:
-    """Where the supervisor of this data dir records its children (`<data_dir>/run/supervisor.json`)."""
-    return data_dir.expanduser().resolve() / STATE_FILE
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @dataclass
 class Child:
-    """One supervised process: a name (`worker-0`, `llm`, `ui`, `api`), its argv, extra env and a log file."""
+    """One supervised process: a name (`worker-0`, `llm`, `ui`, `api`), its argv, extra env, a log file and,
+    for a server, the URL that answers 2xx once it is ready."""
 
     name: str
     argv: list[str]
     env: dict[str, str] | None = None
     log_file: Path | None = None
+    health_url: str | None = None
     # runtime, kept by the Supervisor
     proc: subprocess.Popen | None = field(default=None, repr=False)
     restarts: int = 0
@@ -66,6 +61,8 @@ class Child:
     next_start_mono: float | None = None
     last_exit: int | None = None
     last_restart_at: str | None = None
+    healthy_at: str | None = None
+    next_probe_mono: float = 0.0
     state: str = "new"
 
 
@@ -81,6 +78,7 @@ class Supervisor:
         backoff_cap_s: float = 60.0,
         healthy_after_s: float = 30.0,
         poll_s: float = 0.5,
+        health_every_s: float = 1.0,
         echo: Callable[[str], None] | None = None,
     ) -> None:
         self.children = children
@@ -89,6 +87,7 @@ class Supervisor:
         self.backoff_cap_s = backoff_cap_s
         self.healthy_after_s = healthy_after_s
         self.poll_s = poll_s
+        self.health_every_s = health_every_s
         self.echo = echo or (lambda line: log.warning("%s", line))
         self._stopping = threading.Event()
         self._lock = threading.RLock()  # stop() may run in a signal handler during poll_once()
@@ -128,8 +127,10 @@ class Supervisor:
                     self._spawn(child)
                     self.echo(f"supervisor: restarted {child.name} (pid {child.proc.pid if child.proc else '?'}, restart #{child.restarts})")
                     changed = True
-        if changed:
-            self.write_state()
+        changed = self._probe_starting() or changed
+        with self._lock:  # never after stop() recorded the children as stopped
+            if changed and not self._stopping.is_set():
+                self.write_state()
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
         """Poll until `stop()` is called (or `until()` is true)."""
@@ -156,9 +157,32 @@ class Supervisor:
                     child.proc.wait()  # type: ignore[union-attr]
             for child in self.children:
                 child.proc, child.state, child.next_start_mono = None, "stopped", None
-        self.write_state(running=False)
+            self.write_state(running=False)
 
     # --- internals ---------------------------------------------------------------------------
+
+    def _probe_starting(self) -> bool:
+        """Probe the `health_url` of children still `starting`; mark those that answer `running`.
+
+        The requests run outside the lock (a slow server must not hold up `stop()`); a child restarted
+        or stopped meanwhile is left as it is. Returns whether a child changed state.
+        """
+        now = time.monotonic()
+        with self._lock:
+            due = [(c, c.proc) for c in self.children
+                   if c.state == "starting" and c.proc is not None and c.health_url and now >= c.next_probe_mono]
+            for child, _ in due:
+                child.next_probe_mono = now + self.health_every_s
+        answered = [(c, proc) for c, proc in due if _answers(c.health_url, timeout_s=min(2.0, self.health_every_s))]  # type: ignore[arg-type]
+        changed = False
+        with self._lock:
+            for child, proc in answered:
+                if child.proc is proc and child.state == "starting" and not self._stopping.is_set():
+                    child.state, child.healthy_at = "running", _now()
+                    if child.restarts:
+                        self.echo(f"supervisor: {child.name} answers again at {child.health_url} (restart #{child.restarts})")
+                    changed = True
+        return changed
 
     def _spawn(self, child: Child) -> None:
         env = {**os.environ, **(child.env or {})}
@@ -180,10 +204,13 @@ class Supervisor:
                 out.close()
         child.started_mono = time.monotonic()
         child.next_start_mono = None
-        child.state = "running"
+        child.next_probe_mono = 0.0
+        child.healthy_at = None
+        child.state = "starting" if child.health_url else "running"
 
     def snapshot(self, *, running: bool = True) -> dict[str, Any]:
-        """The state file's content: the supervisor's pid and, per child, pid, state, restarts, last exit code."""
+        """The state file's content: the supervisor's pid and, per child, pid, state (`starting` until a server's
+        health URL answers), restarts, last exit code and when its health URL last began to answer."""
         return {
             "pid": os.getpid(),
             "running": running,
@@ -195,6 +222,8 @@ class Supervisor:
                     "restarts": c.restarts,
                     "last_exit": c.last_exit,
                     "last_restart_at": c.last_restart_at,
+                    "health_url": c.health_url,
+                    "healthy_at": c.healthy_at,
                     "argv": c.argv,
                 }
                 for c in self.children
@@ -209,17 +238,14 @@ class Supervisor:
         os.replace(tmp, self.state_file)
 
 
-def read_state(path: Path) -> dict[str, Any] | None:
-    """The recorded state, with `running` corrected when the supervisor's pid is gone; None if there is none."""
+def _answers(url: str, *, timeout_s: float) -> bool:
+    """Whether `GET url` answers 2xx within `timeout_s` (never through a proxy)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if state.get("running") and not _pid_alive(state.get("pid")):
-        state["running"] = False
-        for child in state.get("children", {}).values():
-            child["state"] = "gone" if not _pid_alive(child.get("pid")) else child["state"]
-    return state
+        with opener.open(url, timeout=timeout_s) as resp:
+            return 200 <= resp.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
 
 def status_lines(path: Path) -> list[str]:
