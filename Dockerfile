@@ -1,8 +1,9 @@
 # One image for every service of docker-compose.yml (provision, migrate, llm, app, api, worker); docs/deploy.md.
-# Layer order keeps rebuilds cheap: the dependencies (llama-cpp-python compiles llama.cpp: minutes) are
-# installed from pyproject.toml and a stub package first, so a code change only re-runs the final COPY.
+# Layer order keeps rebuilds cheap: the dependencies are installed from pyproject.toml and a stub package
+# first, so a code change only re-runs the final COPY. llama-server (minutes of compiling) is built by the
+# provision service into the models volume, once per llama.cpp version and flags.
 FROM python:3.11-slim
-RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake git \
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake ninja-build git \
     && rm -rf /var/lib/apt/lists/*
 # A non-root user runs every service; /data and /models are the volumes (owned by it, so a new named
 # volume starts with that owner).

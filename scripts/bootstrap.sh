@@ -34,13 +34,6 @@ if [ ! -f "$stamp" ]; then
   quiet=(-q)
   [ -t 1 ] && quiet=()  # a terminal sees pip's progress bars and build steps
   echo "==> installing the project [$extras]"
-  case ",$extras," in
-    *,local,*)
-      if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
-        echo "    compiling llama.cpp (llama-cpp-python; about 5 minutes on 2 cores, once) ..."
-      fi
-      ;;
-  esac
   run "upgrading pip" .venv/bin/python -m pip install "${quiet[@]}" --upgrade pip
   run "installing [$extras]" .venv/bin/python -m pip install "${quiet[@]}" -e ".[${extras}]"
   rm -f .venv/.mmos-install-*

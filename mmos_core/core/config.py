@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,7 +62,43 @@ class Settings(BaseSettings):
     llm_host: str = Field(default="127.0.0.1", description="Interface the local llama.cpp server binds to.")
     llm_port: int = Field(default=8765, description="Port of the local llama.cpp server (OpenAI-compatible /v1).")
     llm_threads: int = Field(default=2, description="CPU threads the local llama.cpp server uses per generation.")
-    llm_context_tokens: int = Field(default=4096, description="Context window (n_ctx) of each local model.")
+    llm_context_tokens: int = Field(
+        default=4096, description="Context window of each local model, per parallel slot (llama-server --ctx-size / slots)."
+    )
+    llm_slots: Concurrency = Field(
+        default=4,
+        description=(
+            "Parallel slots of each local model in llama-server (continuous batching): generations served at "
+            "once, shared by every batch and worker. 1 to 64; docs/local-models.md has the measurement behind the default."
+        ),
+    )
+    llm_spec_type: Literal["ngram-simple", "none"] = Field(
+        default="ngram-simple",
+        description=(
+            "Speculative decoding of the local server: ngram-simple drafts tokens from n-grams already in the "
+            "prompt (quotes are copied from the passage), none turns it off."
+        ),
+    )
+    llm_spec_ngram_n: int = Field(
+        default=4, ge=1, le=1024, description="ngram-simple lookup length: tokens matched in the prompt before drafting."
+    )
+    llm_spec_ngram_m: int = Field(
+        default=16, ge=1, le=1024, description="ngram-simple draft length: tokens proposed after a match."
+    )
+    llm_gpu_layers: str = Field(
+        default="auto", pattern=r"^(auto|all|[0-9]+)$",
+        description=(
+            "Model layers the local server offloads to a GPU: auto (llama.cpp's default: as many as fit when "
+            "the build has a GPU backend, see llama_cmake_args; none on CPU builds), all, or a number (0: none)."
+        ),
+    )
+    llama_cmake_args: str = Field(
+        default="",
+        description=(
+            "Extra CMake flags for building llama-server at provisioning, e.g. -DGGML_NATIVE=OFF for a binary "
+            "copied to other machines or -DGGML_CUDA=ON on a machine with an NVIDIA GPU and CUDA."
+        ),
+    )
     llm_timeout_s: float = Field(default=600.0, description="Seconds before one LLM HTTP call is abandoned.")
     llm_max_retries: int = Field(
         default=3, description="Attempts per chunk on provider errors (timeouts, 5xx, rate limits), with backoff."
@@ -184,12 +220,11 @@ class Settings(BaseSettings):
         ),
     )
     llm_concurrency_overrides: dict[str, Concurrency] = Field(
-        default={"local": 1},
+        default={},
         description=(
             "Per-model or per-provider calls in flight per batch, as JSON keyed by the batch's model name "
             "(wins) or its provider (local, openai, anthropic, gemini, ...), e.g. "
-            '{"local": 1, "openai": 8, "claude-haiku-4-5": 4}. The local llama.cpp server runs one '
-            "generation at a time, hence local: 1."
+            '{"openai": 8, "claude-haiku-4-5": 4}. Local models without an entry use llm_slots.'
         ),
     )
     llm_rpm_limits: dict[str, PositiveInt] = Field(

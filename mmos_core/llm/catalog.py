@@ -10,16 +10,11 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
-from typing import Literal
 
 from mmos_core.core.config import Settings, get_settings
 from mmos_core.llm.cost import PriceSnapshot, lookup_prices
 from mmos_core.llm.local_models import LOCAL_MODELS
 from mmos_core.llm.server import register_litellm_prices, server_url
-
-#: "json_object_schema": `{"type": "json_object", "schema": …}` (llama-cpp-python's server answers 500 to
-#: json_schema); "json_schema": OpenAI-style structured output, which litellm maps for each provider.
-ResponseFormatStyle = Literal["json_object_schema", "json_schema"]
 
 
 class UnknownModelError(LookupError):
@@ -38,7 +33,6 @@ class ModelSpec:
     litellm_model: str
     is_local: bool
     api_base: str | None = None
-    response_format_style: ResponseFormatStyle = "json_schema"
 
     @property
     def api_key(self) -> str | None:
@@ -69,7 +63,6 @@ def local_models(settings: Settings | None = None) -> list[ModelSpec]:
             litellm_model=f"openai/{alias}",
             is_local=True,
             api_base=server_url(settings),
-            response_format_style="json_object_schema",
         )
         for alias in LOCAL_MODELS
     ]

@@ -23,7 +23,6 @@ from mmos_core.core.config import Settings, get_settings
 from mmos_core.core.domain import CATEGORIES, CallStatus
 from mmos_core.llm.catalog import ModelSpec, litellm
 from mmos_core.llm.rate_limits import ProviderLimits, RateLimited, is_quota_exhausted, retry_after_s
-from mmos_core.llm.server import response_format_for_schema
 
 #: extract-v3 marks who speaks in the passage and which speaker is the person (docs/quality.md);
 #: batches queued under extract-v2 keep that prompt when they resume.
@@ -143,9 +142,9 @@ def build_messages(
 
 
 def response_format(spec: ModelSpec) -> dict[str, Any]:
-    """The `response_format` argument for this model's structured-output style."""
-    if spec.response_format_style == "json_object_schema":
-        return response_format_for_schema(RESPONSE_SCHEMA)
+    """The `response_format` argument: OpenAI-style structured output (`json_schema`), which litellm maps for
+    each cloud provider and llama-server compiles to a grammar. The same for every model (`spec` kept so a
+    provider needing another form has one place to say so)."""
     return {
         "type": "json_schema",
         "json_schema": {"name": "fragments", "schema": RESPONSE_SCHEMA, "strict": True},

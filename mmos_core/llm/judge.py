@@ -34,7 +34,6 @@ from mmos_core.llm.cost import PriceSnapshot, UnknownPriceError, cost_usd
 from mmos_core.llm.extraction import CategoryName, ProviderError, complete_with_retries, completion_kwargs
 from mmos_core.llm.local_models import LOCAL_MODELS
 from mmos_core.llm.rate_limits import ProviderLimits
-from mmos_core.llm.server import response_format_for_schema
 
 #: Version of the rubric below; stored with every verdict so that a changed rubric never mixes with old verdicts.
 RUBRIC_VERSION = "support-v1"
@@ -206,9 +205,7 @@ def judge_messages(
 
 
 def judge_response_format(spec: ModelSpec) -> dict[str, Any]:
-    """`response_format` for the judge schema in this model's structured-output style (as extraction)."""
-    if spec.response_format_style == "json_object_schema":
-        return response_format_for_schema(JUDGE_SCHEMA)
+    """`response_format` for the judge schema: OpenAI-style `json_schema`, as extraction."""
     return {"type": "json_schema", "json_schema": {"name": "support_verdict", "schema": JUDGE_SCHEMA, "strict": True}}
 
 

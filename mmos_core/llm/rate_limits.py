@@ -2,9 +2,9 @@
 
 Three knobs (docs/throughput.md):
 
-- **concurrency** — chunk calls one batch keeps in flight (`concurrency_for`: `llm_concurrency`, or an
-  entry of `llm_concurrency_overrides` for the model name or its provider; the local llama.cpp server
-  runs one generation at a time, so `local` defaults to 1);
+- **concurrency** — chunk calls one batch keeps in flight (`concurrency_for`: an entry of
+  `llm_concurrency_overrides` for the model name or its provider, else `llm_slots` for local models (the
+  server generates that many at once: more calls would only queue there) and `llm_concurrency` for others);
 - **requests and tokens per minute** — `llm_rpm_limits` / `llm_tpm_limits` by provider or model name,
   enforced by the `limits` package's moving-window strategy on the workbench's Redis, so every worker
   process and every thread draws from the same window. `ProviderLimits.wait_for_room` waits (consuming
@@ -52,13 +52,14 @@ WINDOW_MARGIN_S = 1
 
 def concurrency_for(*, model_name: str, provider: str, settings: Settings | None = None) -> int:
     """Chunk calls a batch of `model_name` keeps in flight: its entry in `llm_concurrency_overrides`,
-    else its provider's, else `llm_concurrency` (each validated to 1-64 when the settings load)."""
+    else its provider's, else `llm_slots` for the local server (provider "local") and `llm_concurrency`
+    for the others (each validated to 1-64 when the settings load)."""
     settings = settings or get_settings()
     overrides = settings.llm_concurrency_overrides
     for key in (model_name, provider):
         if key in overrides:
             return int(overrides[key])
-    return int(settings.llm_concurrency)
+    return int(settings.llm_slots if provider == "local" else settings.llm_concurrency)
 
 
 class RateLimited(RuntimeError):

@@ -1,32 +1,30 @@
-"""Manage the local OpenAI-compatible LLM server (``llama-cpp-python[server]==0.3.36``).
+"""Manage the local OpenAI-compatible LLM server: upstream llama.cpp's ``llama-server`` in router mode.
 
-One process (``python -m llama_cpp.server --config_file <data_dir>/run/llm-server.json``) serves every
-model of ``LOCAL_MODELS`` on ``settings.llm_host:settings.llm_port`` under its alias. The server keeps
-one model in memory at a time and swaps on demand (a swap reloads the GGUF: about 1 s from page cache),
-so with 2 cores run one generation at a time.
+One process (``llama-server --models-preset <data_dir>/run/llm-models.ini``) serves every model of
+``LOCAL_MODELS`` on ``settings.llm_host:settings.llm_port`` under its alias; the router starts one
+instance per model (both stay loaded: about 1.7 GB of RAM for the two) and forwards each request by its
+``model`` field. Each instance has ``llm_slots`` parallel slots (continuous batching: several chunks,
+from one batch or several, are generated together) and n-gram speculative decoding drafted from the
+prompt (``llm_spec_type``). The binary is built at provisioning (``llm.llama_server``); the measurement
+behind these choices is in docs/local-models.md, "Choosing the server by measurement".
 
 Reaching it through litellm (see ``litellm_params``)::
 
     litellm.completion(model="openai/qwen2.5-coder-1.5b-instruct",
                        api_base="http://127.0.0.1:8765/v1", api_key="local", ...)
 
-Structured output: the server answers HTTP 500 to ``response_format={"type": "json_schema", ...}``;
-use ``{"type": "json_object", "schema": {...}}`` (``response_format_for_schema``), which it turns into a
-grammar. Grammars do not enforce numeric min/max: validate the parsed JSON.
-
-Chat template: ``chat_format`` is left unset, so llama-cpp-python formats chats with the Jinja template
-stored in the GGUF (Qwen2.5's ChatML template, ``<|im_start|>``/``<|im_end|>``), as Qwen intends.
+Structured output: ``response_format={"type": "json_schema", ...}`` is compiled to a grammar by the
+server; grammars do not enforce numeric min/max, so the parsed JSON is still validated (pydantic).
+Chat template: ``--jinja`` with the template stored in the GGUF (Qwen2.5's ChatML).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -34,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from mmos_core.core.config import Settings, get_settings
+from mmos_core.llm.llama_server import binary_path, is_built, preset_ini
 from mmos_core.llm.local_models import LOCAL_MODELS, is_model_present, model_path
 
 __all__ = [
-    "LLAMA_CPP_REQUIREMENT",
     "LocalModelsMissing",
-    "LlamaCppNotInstalled",
+    "LlamaServerMissing",
     "LocalServerError",
     "build_server_config",
     "start_server",
@@ -48,23 +46,18 @@ __all__ = [
     "is_healthy",
     "server_url",
     "litellm_params",
-    "response_format_for_schema",
     "register_litellm_prices",
     "log_path",
     "pid_path",
     "config_path",
 ]
 
-LLAMA_CPP_REQUIREMENT = "llama-cpp-python[server]==0.3.36"
-_SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context")
-
-
 class LocalModelsMissing(RuntimeError):
     """A GGUF file of ``LOCAL_MODELS`` is not provisioned (missing, wrong size, or unverified)."""
 
 
-class LlamaCppNotInstalled(RuntimeError):
-    """``llama_cpp`` or a dependency of its server extra is not importable in this interpreter."""
+class LlamaServerMissing(RuntimeError):
+    """The ``llama-server`` binary is not built for this version and these flags (``mmos models provision``)."""
 
 
 class LocalServerError(RuntimeError):
@@ -89,8 +82,8 @@ def pid_path(settings: Settings | None = None) -> Path:
 
 
 def config_path(settings: Settings | None = None) -> Path:
-    """JSON config passed to ``llama_cpp.server --config_file``: ``<data_dir>/run/llm-server.json``."""
-    return Path(_settings(settings).data_dir) / "run" / "llm-server.json"
+    """Model presets passed to ``llama-server --models-preset``: ``<data_dir>/run/llm-models.ini``."""
+    return Path(_settings(settings).data_dir) / "run" / "llm-models.ini"
 
 
 def server_url(settings: Settings | None = None) -> str:
@@ -107,28 +100,29 @@ def server_url(settings: Settings | None = None) -> str:
 # --------------------------------------------------------------------------------------------- config
 
 
-def build_server_config(settings: Settings | None = None) -> dict[str, Any]:
-    """The ``ConfigFileSettings`` dict of llama-cpp-python's server: host, port, and one entry per model
-    of ``LOCAL_MODELS`` (``model`` = GGUF path, ``model_alias``, ``n_ctx`` = ``llm_context_tokens``,
-    ``n_threads``/``n_threads_batch`` = ``llm_threads``). The first model is loaded at start-up."""
+def build_server_config(settings: Settings | None = None) -> str:
+    """The router's presets INI (``llama_server.preset_ini``): one section per model of ``LOCAL_MODELS``
+    with its GGUF path, and the serving settings (threads, slots, context per slot, speculative decoding,
+    GPU layers) shared by all."""
     s = _settings(settings)
-    models = [
-        {
-            "model": str(model_path(m, s.cache_dir)),
-            "model_alias": alias,
-            "n_ctx": s.llm_context_tokens,
-            "n_threads": s.llm_threads,
-            "n_threads_batch": s.llm_threads,
-            "n_gpu_layers": 0,
-            # The server's default (True) keeps n_ctx x n_vocab float logits (4096 x 151,936 x 4 B = 2.5 GB
-            # for Qwen) and only serves logprobs; off, RAM is ~the model size plus the KV cache.
-            "logits_all": False,
-            # chat_format left unset: the GGUF's own (Qwen2.5 ChatML) Jinja template is used.
-            "verbose": True,  # per-call timings go to the log
-        }
-        for alias, m in LOCAL_MODELS.items()
-    ]
-    return {"host": s.llm_host, "port": s.llm_port, "models": models}
+    return preset_ini({alias: model_path(m, s.cache_dir) for alias, m in LOCAL_MODELS.items()}, s)
+
+
+def server_command(settings: Settings | None = None) -> list[str]:
+    """argv of the router: ``llama-server --models-preset <ini> --host H --port P --models-max N``
+    (every model loaded at once, so batches of different models never wait for a swap)."""
+    s = _settings(settings)
+    return [str(binary_path(s)), "--models-preset", str(config_path(s).resolve()), "--host", s.llm_host,
+            "--port", str(s.llm_port), "--models-max", str(len(LOCAL_MODELS))]
+
+
+def write_config(settings: Settings | None = None) -> Path:
+    """Write ``build_server_config`` to ``config_path`` and return the path."""
+    s = _settings(settings)
+    cfg = config_path(s)
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(build_server_config(s))
+    return cfg
 
 
 def _check_prerequisites(settings: Settings) -> None:
@@ -138,11 +132,10 @@ def _check_prerequisites(settings: Settings) -> None:
             f"local model weights missing or unverified: {', '.join(missing)} "
             f"(looked in {Path(settings.cache_dir) / 'models'}). Run `mmos models provision`."
         )
-    absent = [mod for mod in _SERVER_MODULES if importlib.util.find_spec(mod) is None]
-    if absent:
-        raise LlamaCppNotInstalled(
-            f"the local LLM server needs {', '.join(absent)}, not importable in {sys.executable}: "
-            f"pip install '{LLAMA_CPP_REQUIREMENT}' (compiles llama.cpp, ~5 min on 2 cores)."
+    if not is_built(settings):
+        raise LlamaServerMissing(
+            f"llama-server is not built at {binary_path(settings)}: run `mmos models provision` "
+            "(compiles llama.cpp's server once, about 10 min on 2 cores)."
         )
 
 
@@ -173,7 +166,7 @@ def _is_our_process(pid: int) -> bool:
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.exists():  # guard against pid reuse (Linux)
         try:
-            return b"llama_cpp.server" in cmdline.read_bytes()
+            return b"llama-server" in cmdline.read_bytes()
         except OSError:
             return False
     return True
@@ -193,13 +186,14 @@ def _served_models(settings: Settings, timeout_s: float = 2.0) -> list[str] | No
     try:
         with opener.open(f"{server_url(settings)}/models", timeout=timeout_s) as resp:
             data = json.load(resp)
-        return [m["id"] for m in data.get("data", [])]
+        # the router lists every preset at once and says per model whether its instance is loaded yet
+        return [m["id"] for m in data.get("data", []) if (m.get("status") or {}).get("value", "loaded") == "loaded"]
     except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def is_healthy(settings: Settings | None = None, timeout_s: float = 2.0) -> bool:
-    """True when ``GET <url>/models`` answers and lists every alias of ``LOCAL_MODELS``."""
+    """True when ``GET <url>/models`` answers and lists every alias of ``LOCAL_MODELS`` as loaded."""
     served = _served_models(_settings(settings), timeout_s)
     return served is not None and set(LOCAL_MODELS) <= set(served)
 
@@ -220,7 +214,7 @@ def start_server(wait: bool = True, timeout_s: float = 120, settings: Settings |
 
     Raises:
         LocalModelsMissing: a GGUF is not provisioned ("run `mmos models provision`").
-        LlamaCppNotInstalled: ``llama_cpp`` / its server extra is not installed.
+        LlamaServerMissing: ``llama-server`` is not built (``mmos models provision``).
         LocalServerError: the port is taken by another process, the server exited during start-up, or
             it was not healthy within ``timeout_s`` (it is then stopped; the log tail is in the message).
     """
@@ -238,22 +232,14 @@ def start_server(wait: bool = True, timeout_s: float = 120, settings: Settings |
             f"port {s.llm_host}:{s.llm_port} is already in use by {who}; stop it or set MMOS_LLM_PORT."
         )
 
-    cfg = config_path(s)
-    cfg.parent.mkdir(parents=True, exist_ok=True)
-    cfg.write_text(json.dumps(build_server_config(s), indent=2))
+    write_config(s)
     log = log_path(s)
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "CONFIG_FILE": str(cfg.resolve())}  # the server prefers $CONFIG_FILE
     with open(log, "ab") as logf:
-        logf.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting llama_cpp.server ===\n".encode())
+        logf.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting llama-server ===\n".encode())
         logf.flush()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--config_file", str(cfg.resolve())],
-            stdin=subprocess.DEVNULL,
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env,
+            server_command(s), stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
         )
     pid_path(s).write_text(f"{proc.pid}\n")
     if not wait:
@@ -347,12 +333,6 @@ def litellm_params(alias: str, settings: Settings | None = None) -> dict[str, st
     if alias not in LOCAL_MODELS:
         raise KeyError(f"unknown local model {alias!r}; known: {', '.join(LOCAL_MODELS)}")
     return {"model": f"openai/{alias}", "api_base": server_url(settings), "api_key": "local"}
-
-
-def response_format_for_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """``response_format`` that constrains the local server's output to a JSON schema:
-    ``{"type": "json_object", "schema": schema}`` (the ``json_schema`` form gets HTTP 500 from it)."""
-    return {"type": "json_object", "schema": schema}
 
 
 def register_litellm_prices(settings: Settings | None = None) -> dict[str, dict[str, Any]]:

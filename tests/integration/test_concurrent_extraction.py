@@ -193,10 +193,12 @@ def test_n_calls_in_flight_and_each_answer_committed_as_it_arrives(provider, emb
     assert {e["passage"].split()[-1] for e in provider.log[:4]} == {f"c-{i}" for i in range(4)}
 
 
-def test_two_batches_on_one_local_server_interleave(provider, embedder_or_skip):
-    """Two workers, one local server with one generation slot: the batches take turns at the server
-    instead of the second waiting for the whole first batch."""
-    provider.slot = threading.Semaphore(1)
+def test_two_batches_on_one_local_server_interleave(provider, embedder_or_skip, monkeypatch):
+    """Two workers, a local server whose four generation slots are shared by both batches, each batch keeping
+    MMOS_LLM_SLOTS=2 calls in flight: the batches are served side by side instead of the second waiting for
+    the whole first."""
+    _env(monkeypatch, MMOS_LLM_SLOTS="2")
+    provider.slot = threading.Semaphore(4)
     provider.latency = 0.15
     source_id = _source(5, "l")
     small, large = _batch(source_id, SMALL), _batch(source_id, LARGE)
@@ -207,9 +209,9 @@ def test_two_batches_on_one_local_server_interleave(provider, embedder_or_skip):
     timeline = [f"{e['start'] - t0:5.2f}-{e['end'] - t0:5.2f} s {e['model']}" for e in served]
     order = [e["model"] for e in served]
     switches = sum(1 for a, b in zip(order, order[1:]) if a != b)
-    print("\n".join(["one-slot local server, two workers:", *timeline]))  # shown with -s (docs/throughput.md)
-    assert provider.peak_by_model[SMALL] == provider.peak_by_model[LARGE] == 1, timeline  # local: 1 per batch
-    assert switches >= 5, "\n".join(timeline)  # 10 calls served alternately, not 5 then 5
+    print("\n".join(["four-slot local server, two workers with two calls each:", *timeline]))  # shown with -s (docs/throughput.md)
+    assert provider.peak_by_model[SMALL] == provider.peak_by_model[LARGE] == 2, timeline  # llm_slots per batch
+    assert switches >= 3, "\n".join(timeline)  # the batches alternate at the server, not 5 then 5
     first_large = min(e["start"] for e in served if e["model"] == LARGE)
     last_small = max(e["end"] for e in served if e["model"] == SMALL)
     assert first_large < last_small, "\n".join(timeline)

@@ -93,8 +93,9 @@ def test_two_models_extract_traced_fragments(fake_llm, embedder_or_skip, darwin_
         assert all(s.cost_usd == 0 for s in stats)  # local models are free
         pairs = align_batches(session=session, batch_a=jobs[0].batch_id, batch_b=jobs[1].batch_id)
         assert sum(1 for p in pairs if p.left and p.right) == n_chunks  # identical answers align 1:1
-    # each request asked for schema-constrained JSON in the form the llama.cpp server accepts
-    assert all(r["response_format"]["type"] == "json_object" and "schema" in r["response_format"] for r in fake_llm["requests"])
+    # each request asked for schema-constrained JSON (llama-server compiles json_schema to a grammar)
+    assert all(r["response_format"]["type"] == "json_schema" and r["response_format"]["json_schema"]["schema"]
+               for r in fake_llm["requests"])
 
 
 def test_cloud_model_cost_uses_the_snapshotted_litellm_price(fake_llm, embedder_or_skip):

@@ -18,7 +18,6 @@ LOCAL = ModelSpec(
     litellm_model="openai/qwen2.5-coder-0.5b-instruct",
     is_local=True,
     api_base="http://127.0.0.1:1/v1",
-    response_format_style="json_object_schema",
 )
 #: Fixed prices so the expected numbers do not move with litellm's price map.
 GPT_PRICES = PriceSnapshot("gpt-4o-mini", 1.5e-07, 6e-07, source="test")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import configparser
 import hashlib
-import json
 import os
 import zipfile
 from pathlib import Path
@@ -164,12 +164,18 @@ def test_real_table_matches_published_values():
 def test_server_config_and_missing_models(tmp_path):
     settings = Settings(cache_dir=tmp_path / "cache", data_dir=tmp_path / "data", llm_port=9911,
                         llm_threads=2, llm_context_tokens=2048)  # fmt: skip
-    cfg = server.build_server_config(settings)
-    assert cfg["port"] == 9911
-    assert [m["model_alias"] for m in cfg["models"]] == list(LOCAL_MODELS)
-    assert all(m["n_ctx"] == 2048 and m["n_threads"] == 2 for m in cfg["models"])
-    assert all("chat_format" not in m for m in cfg["models"])  # the GGUF's own template
-    json.dumps(cfg)
+    cfg = configparser.ConfigParser()
+    cfg.read_string("[top]\n" + server.build_server_config(settings))  # llama-server's INI: keys before a section
+    assert [s for s in cfg.sections() if s not in ("top", "*")] == list(LOCAL_MODELS)
+    assert all(cfg[a]["model"].endswith(m.filename) for a, m in LOCAL_MODELS.items())
+    shared = cfg["*"]
+    assert shared["ctx-size"] == str(2048 * settings.llm_slots)  # context per slot x slots
+    assert shared["parallel"] == str(settings.llm_slots) and shared["threads"] == "2"
+    assert shared["jinja"] == "true"  # the GGUF's own chat template
+    assert shared["spec-type"] == "ngram-simple"
+    assert "spec-type" not in server.build_server_config(settings.model_copy(update={"llm_spec_type": "none"}))
+    argv = server.server_command(settings)
+    assert argv[argv.index("--port") + 1] == "9911" and "--models-preset" in argv
     with pytest.raises(server.LocalModelsMissing, match="mmos models provision"):
         server.start_server(settings=settings)
     status = server.server_status(settings)
@@ -182,21 +188,13 @@ def test_litellm_helpers():
     p = server.litellm_params("qwen2.5-coder-0.5b-instruct", Settings(llm_port=8765))
     assert p["model"] == "openai/qwen2.5-coder-0.5b-instruct"
     assert p["api_base"] == "http://127.0.0.1:8765/v1"
-    assert server.response_format_for_schema({"type": "object"}) == {
-        "type": "json_object",
-        "schema": {"type": "object"},
-    }
     with pytest.raises(KeyError):
         server.litellm_params("gpt-4o")
 
 
-def test_missing_llama_cpp_is_reported(tmp_path, monkeypatch):
+def test_missing_llama_server_is_reported(tmp_path, monkeypatch):
     settings = Settings(cache_dir=tmp_path / "cache", data_dir=tmp_path / "data", llm_port=9912)
     monkeypatch.setattr(server, "is_model_present", lambda *a, **k: True)
-    real_find_spec = server.importlib.util.find_spec
-    monkeypatch.setattr(
-        server.importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real_find_spec(name, *a)
-    )
-    with pytest.raises(server.LlamaCppNotInstalled, match=r"pip install 'llama-cpp-python\[server\]==0.3.36'"):
+    with pytest.raises(server.LlamaServerMissing, match=r"mmos models provision"):
         server.start_server(settings=settings)
     assert not server.pid_path(settings).exists()

@@ -41,9 +41,9 @@ def test_concurrency_model_name_wins_over_provider_then_the_default(monkeypatch)
     assert concurrency_for(model_name="claude-haiku-4-5", provider="anthropic", settings=s) == 6
 
 
-def test_local_models_default_to_one_call_in_flight():
-    s = Settings()
-    assert concurrency_for(model_name="qwen2.5-coder-1.5b-instruct", provider="local", settings=s) == 1
+def test_local_models_default_to_the_servers_slots():
+    s = Settings(llm_slots=3)
+    assert concurrency_for(model_name="qwen2.5-coder-1.5b-instruct", provider="local", settings=s) == 3
     assert concurrency_for(model_name="gpt-4o-mini", provider="openai", settings=s) == s.llm_concurrency
 
 
