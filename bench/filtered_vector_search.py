@@ -30,7 +30,6 @@ import json
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,11 +38,10 @@ import psycopg
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "bench"))
 
-from mmos_core.core import embedded  # noqa: E402
-from mmos_core.core.config import get_settings  # noqa: E402
+from _pgvector_support import DIM, copy_vectors, server_facts, start_postgres, stop_postgres, unit_vectors, vec_literal  # noqa: E402
 
-DIM = 384
 K = 10
 EF_SEARCH = 100
 
@@ -60,15 +58,6 @@ STRATEGIES: dict[str, tuple[list[str], str]] = {
 }
 
 
-def _vec(v: np.ndarray) -> str:
-    return "[" + ",".join(f"{x:.6f}" for x in v) + "]"
-
-
-def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
-    v = rng.normal(size=(n, DIM)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
 def dataset(kind: str, n: int, sources: int, seed: int) -> np.ndarray:
     """(n, 384) unit rows; row i belongs to source i % sources.
 
@@ -79,8 +68,8 @@ def dataset(kind: str, n: int, sources: int, seed: int) -> np.ndarray:
     """
     rng = np.random.default_rng(seed)
     if kind == "random":
-        return _unit(rng, n)
-    centroids = _unit(rng, sources)
+        return unit_vectors(rng, n)
+    centroids = unit_vectors(rng, sources)
     v = centroids[np.arange(n) % sources] + rng.normal(scale=DIM ** -0.5, size=(n, DIM)).astype(np.float32)
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
@@ -100,9 +89,8 @@ def build(conninfo: str, table: str, vecs: np.ndarray, sources: int) -> float:
         t0 = time.perf_counter()
         conn.execute(f"CREATE TABLE {table} (id serial PRIMARY KEY, source_id int NOT NULL, group_id int NOT NULL, "
                      f"embedding vector({DIM}) NOT NULL)")
-        with conn.cursor() as cur, cur.copy(f"COPY {table} (source_id, group_id, embedding) FROM STDIN") as copy:
-            for i, v in enumerate(vecs):
-                copy.write_row((i % sources, (i // sources) % 10, _vec(v)))
+        rows = np.arange(n)
+        copy_vectors(conn, table, {"source_id": rows % sources, "group_id": (rows // sources) % 10}, vecs)
         conn.execute("SET maintenance_work_mem = '512MB'")
         conn.execute(f"CREATE INDEX ON {table} USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)")
         conn.execute(f"CREATE INDEX ON {table} (source_id)")
@@ -149,10 +137,7 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, help="embedded data dir to use (kept; the table is reused when it matches)")
     args = ap.parse_args()
 
-    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="mmos-fvs-"))
-    settings = get_settings().model_copy(update={"data_dir": data_dir})
-    url = embedded.ensure_postgres(settings)
-    conninfo = "postgresql://" + url.split("://", 1)[1]
+    settings, conninfo, _ = start_postgres(args.data_dir, prefix="mmos-fvs-")
     names = ["exact", "hnsw_post_filter", "current_app", "iterative_relaxed", "iterative_strict", "planner_iterative"]
     results: dict = {"rows": args.rows, "sources": args.sources, "queries": args.queries, "k": K, "ef_search": EF_SEARCH,
                      "machine": platform.platform(), "datasets": {}}
@@ -165,16 +150,16 @@ def main() -> None:
                 print(f"built {table}: {args.rows} rows + HNSW index in {build_s:.1f} s")
             rng = np.random.default_rng(args.seed + 1)
             if kind == "random":
-                qv = _unit(rng, args.queries)
+                qv = unit_vectors(rng, args.queries)
             else:  # near a stored row, like "more like this" or a conversation's next message
                 picks = rng.integers(args.rows, size=args.queries)
                 qv = vecs[picks] + rng.normal(scale=0.5 * DIM ** -0.5, size=(args.queries, DIM)).astype(np.float32)
                 qv /= np.linalg.norm(qv, axis=1, keepdims=True)
             out_kind: dict = {"build_s": round(build_s, 1), "filters": {}}
             with psycopg.connect(conninfo) as conn:
-                results["server"] = conn.execute("SELECT current_setting('server_version')").fetchone()[0]
-                results["pgvector"] = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
-                plain = [(_vec(v), 0) for v in qv]
+                facts = server_facts(conn)
+                results["server"], results["pgvector"] = facts["server"], facts["pgvector"]
+                plain = [(vec_literal(v), 0) for v in qv]
                 _, truth_all, _ = run_strategy(conn, table, "exact", None, plain)
                 t_all, found_all, _ = run_strategy(conn, table, "planner_post_filter", None, plain)
                 recall_all = statistics.mean(len(set(f) & set(g)) / K for f, g in zip(found_all, truth_all))
@@ -183,9 +168,9 @@ def main() -> None:
                 for column, groups in (("source_id", args.sources), ("group_id", 10)):
                     share = 100.0 / groups
                     if kind == "random":
-                        queries = [(_vec(v), int(rng.integers(groups))) for v in qv]
+                        queries = [(vec_literal(v), int(rng.integers(groups))) for v in qv]
                     else:  # the filter value of the row the query was drawn near
-                        queries = [(_vec(v), int(p % args.sources if column == "source_id" else (p // args.sources) % 10))
+                        queries = [(vec_literal(v), int(p % args.sources if column == "source_id" else (p // args.sources) % 10))
                                    for v, p in zip(qv, picks)]
                     run_strategy(conn, table, "exact", column, queries[:20])  # warm the cache
                     truth_t, truth, truth_plan = run_strategy(conn, table, "exact", column, queries)
@@ -207,7 +192,7 @@ def main() -> None:
         out.write_text(json.dumps(results, indent=2))
         print(f"\nwrote {out.relative_to(REPO_ROOT)}")
     finally:
-        embedded.stop_postgres(settings)
+        stop_postgres(settings)
 
 
 if __name__ == "__main__":
