@@ -23,6 +23,7 @@ from mmos_core.services.comparison import DEFAULT_MATCH_THRESHOLD, align_batches
 from mmos_core.services.sources import list_sources
 from mmos_core.ui import (
     browser_session_id,
+    data_version,
     failed_enqueues,
     int_list,
     keep_in_query,
@@ -45,9 +46,12 @@ if not sources:
     st.stop()
 
 SHOW = {"all": "all pairs", "differences": "differences only", "unmatched": "unmatched only"}
+#: pairs drawn per page of the side-by-side view: two batches of a large source have ~1,600 rows, and drawing
+#: them all (ten elements each) took most of the page's ~1.4 s at 100,000 fragments (bench/README.md)
+PAIRS_PER_PAGE = 50
 seed_from_query({
     "cmp_batches": ("batches", int_list), "cmp_a": ("a", int), "cmp_b": ("b", int), "cmp_show": ("show", str),
-    "cmp_threshold": ("match", float),
+    "cmp_threshold": ("match", float), "cmp_page": ("pairs_page", int),
 })
 source_id = source_picker(sources)
 
@@ -176,7 +180,7 @@ with st.expander("Rate a batch output", icon=":material/thumbs_up_down:"):
         )
 
 if len(chosen) < 2:
-    keep_in_query({"a": None, "b": None, "show": None, "match": None})
+    keep_in_query({"a": None, "b": None, "show": None, "match": None, "pairs_page": None})
     st.info("Choose two batches to see their fragments side by side.")
     st.stop()
 
@@ -197,12 +201,24 @@ show_what = st.radio("Show", list(SHOW), format_func=SHOW.get, horizontal=True, 
 keep_in_query({"a": batch_a, "b": batch_b, "show": show_what if show_what != "all" else None,
                "match": threshold if threshold != DEFAULT_MATCH_THRESHOLD else None})
 
-with transaction() as session:
-    pairs = align_batches(session=session, batch_a=batch_a, batch_b=batch_b, threshold=threshold)
-    pair_checks = checks_for(
-        session=session, fragment_ids=[f.id for p in pairs for f in (p.left, p.right) if f is not None]
-    )
-    votes = fb.pair_votes(session=session, user=user, pairs=[(p.left.id, p.right.id) for p in pairs if p.left and p.right])
+
+def differs(pair) -> bool:
+    """Unmatched, or matched with other words or another category."""
+    if pair.left is None or pair.right is None:
+        return True
+    return bool(word_diff(pair.right.content, pair.left.content)[0]) or pair.left.category != pair.right.category
+
+
+@st.cache_data(max_entries=32, show_spinner="Aligning the batches…")
+def cached_alignment(version: tuple, batch_a: int, batch_b: int, threshold: float):
+    """(`align_batches`' pairs, whether each `differs`), computed once per data version (`version` only keys
+    the cache): a rerun that only turns a page or a toggle reuses the alignment (bench/README.md)."""
+    with transaction() as session:
+        aligned = align_batches(session=session, batch_a=batch_a, batch_b=batch_b, threshold=threshold)
+    return aligned, [differs(p) for p in aligned]
+
+
+pairs, differing = cached_alignment(data_version(), batch_a, batch_b, float(threshold))
 
 matched = sum(1 for p in pairs if p.left and p.right)
 only_a = sum(1 for p in pairs if p.left and not p.right)
@@ -247,13 +263,6 @@ def diff_markdown(rendered: str) -> str:
     return "".join(out)
 
 
-def differs(pair) -> bool:
-    """Unmatched, or matched with other words or another category."""
-    if pair.left is None or pair.right is None:
-        return True
-    return bool(word_diff(pair.right.content, pair.left.content)[0]) or pair.left.category != pair.right.category
-
-
 def _vote(fragment_a: int, fragment_b: int, choice: str) -> None:
     try:
         with transaction() as session:
@@ -264,10 +273,27 @@ def _vote(fragment_a: int, fragment_b: int, choice: str) -> None:
         st.toast(f"Not recorded: {exc}")
 
 
-shown_pairs = [p for p in pairs if show_what == "all" or (show_what == "unmatched" and (p.left is None or p.right is None))
-               or (show_what == "differences" and differs(p))]
+shown_pairs = [p for p, d in zip(pairs, differing, strict=True)
+               if show_what == "all" or (show_what == "unmatched" and (p.left is None or p.right is None))
+               or (show_what == "differences" and d)]
 if not shown_pairs:
     st.caption("No pair matches this filter.")
+pair_pages = max(1, -(-len(shown_pairs) // PAIRS_PER_PAGE))
+if not isinstance(st.session_state.get("cmp_page"), int) or not 1 <= st.session_state["cmp_page"] <= pair_pages:
+    st.session_state["cmp_page"] = 1
+if pair_pages > 1:
+    pair_page = st.number_input(f"Page (of {pair_pages}, {PAIRS_PER_PAGE} pairs each)", min_value=1,
+                                max_value=pair_pages, step=1, key="cmp_page")
+else:
+    pair_page = 1
+keep_in_query({"pairs_page": pair_page if pair_page > 1 else None})
+shown_pairs = shown_pairs[(pair_page - 1) * PAIRS_PER_PAGE:pair_page * PAIRS_PER_PAGE]
+with transaction() as session:  # checks and votes of the pairs on this page only
+    pair_checks = checks_for(
+        session=session, fragment_ids=[f.id for p in shown_pairs for f in (p.left, p.right) if f is not None]
+    )
+    votes = fb.pair_votes(session=session, user=user,
+                          pairs=[(p.left.id, p.right.id) for p in shown_pairs if p.left and p.right])
 can_vote = user.can(Permission.give_feedback)
 for pair in shown_pairs:
     a, b = st.columns(2)

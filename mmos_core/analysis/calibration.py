@@ -21,8 +21,9 @@ rows count, which reject reason pairs with which check) is in docs/quality.md, "
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Literal
 
 import numpy as np
@@ -296,18 +297,23 @@ def check_score(
     verbatim and category: 1.0 / 0.0; attribution: `attribution_scores[kind]`; support: the support score;
     composite: the 0-10 score. Raises KeyError for an unknown check name.
     """
+    return _scorer(check, attribution_scores)(row)
+
+
+def _scorer(check: str, attribution_scores: Mapping[str, float]) -> Callable[[CalibrationRow], float | None]:
+    """`check_score` of one check as a function of the row (the report applies it to every reviewed fragment)."""
     if check == "verbatim":
-        return None if row.verbatim is None else float(row.verbatim)
+        return lambda row: None if row.verbatim is None else float(row.verbatim)
     if check == "attribution":
-        return attribution_scores.get(row.attribution) if row.attribution is not None else None
+        return lambda row: attribution_scores.get(row.attribution) if row.attribution is not None else None
     if check == "support":
-        return row.support_score
+        return attrgetter("support_score")
     if check == "support_baseline":
-        return row.support_baseline
+        return attrgetter("support_baseline")
     if check == "category":
-        return None if row.category_agrees is None else float(row.category_agrees)
+        return lambda row: None if row.category_agrees is None else float(row.category_agrees)
     if check == "composite":
-        return row.composite
+        return attrgetter("composite")
     raise KeyError(f"unknown check {check!r}; known: {', '.join(CHECK_REASONS)}")
 
 
@@ -336,8 +342,8 @@ def calibration_report(
         raise ValueError("min_verdicts must be at least 1")
     checks: dict[str, CheckCalibration] = {}
     for check, reason in CHECK_REASONS.items():
-        scored = [(check_score(r, check, attribution_scores), r) for r in rows]
-        scored = [(s, r) for s, r in scored if s is not None]
+        score_of = _scorer(check, attribution_scores)
+        scored = [(s, r) for r in rows if (s := score_of(r)) is not None]
         on_verdict = [(s, r.verdict == "verified") for s, r in scored]
         on_reason = [
             (s, r.verdict == "verified") for s, r in scored if r.verdict == "verified" or r.reject_reason == reason

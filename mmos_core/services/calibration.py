@@ -29,8 +29,9 @@ from mmos_core.analysis.calibration import (
 )
 from mmos_core.analysis.quality_score import WEIGHTS
 from mmos_core.core.config import get_settings
-from mmos_core.models import Fragment, ReviewVerdict, User
+from mmos_core.models import Fragment, ReviewVerdict, Source, User
 from mmos_core.services.checks import SUPPORT_BASELINE_THRESHOLD, FragmentChecks, checks_for
+from mmos_core.services.data_version import per_source, source_versions
 
 __all__ = ["KappaRow", "ReviewerProgress", "calibration", "fragment_score", "reviewer_agreement", "reviewer_progress"]
 
@@ -57,19 +58,13 @@ def _attribution_kind(label: str) -> str | None:
     return label.split(":", 1)[0]
 
 
-def calibration(*, session: Session, source_ids: Sequence[int] | None = None, min_verdicts: int | None = None) -> CalibrationReport:
-    """The calibration report over every fragment with a verdict (optionally of some sources).
-
-    Rows: verdict and reject reason from the fragment; verbatim (exact → pass), attribution kind, the judge's
-    support score, the embedding support baseline, the judge's category agreement, and `fragment_score`.
-    """
-    min_verdicts = min_verdicts or get_settings().calibration_min_verdicts
-    q = select(Fragment.id, Fragment.fragment_type, Fragment.verified, Fragment.rejected, Fragment.reject_reason).where(
-        (Fragment.verified.is_(True)) | (Fragment.rejected.is_(True))
-    )
-    if source_ids is not None:
-        q = q.where(Fragment.source_id.in_(list(source_ids)))
-    reviewed = session.execute(q).all()
+def _calibration_rows(session: Session, source_id: int) -> tuple[CalibrationRow, ...]:
+    """The `CalibrationRow` of every fragment of the source with a verdict."""
+    reviewed = session.execute(
+        select(Fragment.id, Fragment.fragment_type, Fragment.verified, Fragment.rejected, Fragment.reject_reason)
+        .where(Fragment.source_id == source_id, (Fragment.verified.is_(True)) | (Fragment.rejected.is_(True)))
+        .order_by(Fragment.id)
+    ).all()
     checks = checks_for(session=session, fragment_ids=[r.id for r in reviewed])
     rows = []
     for r in reviewed:
@@ -86,6 +81,23 @@ def calibration(*, session: Session, source_ids: Sequence[int] | None = None, mi
             composite=fragment_score(r.fragment_type, c),
             support_baseline=c.support_baseline if c else None,
         ))
+    return tuple(rows)
+
+
+def calibration(*, session: Session, source_ids: Sequence[int] | None = None, min_verdicts: int | None = None) -> CalibrationReport:
+    """The calibration report over every fragment with a verdict (optionally of some sources).
+
+    Rows: verdict and reject reason from the fragment; verbatim (exact → pass), attribution kind, the judge's
+    support score, the embedding support baseline, the judge's category agreement, and `fragment_score`.
+    """
+    min_verdicts = min_verdicts or get_settings().calibration_min_verdicts
+    ids = list(dict.fromkeys(source_ids)) if source_ids is not None else list(session.scalars(select(Source.id).order_by(Source.id)))
+    versions = source_versions(session=session)
+    rows: list[CalibrationRow] = []
+    for sid in ids:  # each source's rows are read once per fingerprint of the source (services.data_version)
+        def compute(sid=sid):
+            return _calibration_rows(session, sid)
+        rows += per_source("calibration", sid, versions[sid], None, compute) if sid in versions else compute()
     thresholds = dict(PASS_THRESHOLDS) | {"support_baseline": SUPPORT_BASELINE_THRESHOLD}
     return calibration_report(rows, min_verdicts, attribution_scores=ATTRIBUTION_SCORES, thresholds=thresholds)
 

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Integer, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -154,14 +155,16 @@ def checks_for(*, session: Session, fragment_ids: Sequence[int]) -> dict[int, Fr
     """The stored checks of `fragment_ids` with each one's latest successful judge verdict."""
     if not fragment_ids:
         return {}
-    ids = list(fragment_ids)
+    # one array parameter, not an IN list: psycopg spent seconds building the query text for tens of
+    # thousands of ids (the calibration report, a source's fragments in `model_quality`)
+    ids = bindparam("ids", [int(i) for i in fragment_ids], type_=ARRAY(Integer))
     verdicts: dict[int, JudgeVerdict] = {}
     for v in session.scalars(
-        select(JudgeVerdict).where(JudgeVerdict.fragment_id.in_(ids), JudgeVerdict.status == "ok").order_by(JudgeVerdict.id)
+        select(JudgeVerdict).where(JudgeVerdict.fragment_id == any_(ids), JudgeVerdict.status == "ok").order_by(JudgeVerdict.id)
     ):
         verdicts[v.fragment_id] = v  # the latest wins
     out = {}
-    for c in session.scalars(select(FragmentCheck).where(FragmentCheck.fragment_id.in_(ids))):
+    for c in session.scalars(select(FragmentCheck).where(FragmentCheck.fragment_id == any_(ids))):
         v = verdicts.get(c.fragment_id)
         out[c.fragment_id] = FragmentChecks(
             fragment_id=c.fragment_id, verbatim=c.verbatim,

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, aliased
 from mmos_core.analysis.quality_score import AGREEMENT_THRESHOLD
 from mmos_core.models import Fragment, FragmentRelationship, ProcessingBatch, Source
 from mmos_core.services.comparison import match_pairs
+from mmos_core.services.data_version import per_source, source_versions
 from mmos_core.services.quality import FragmentFacts, completed_batches_on, fragment_facts
 
 
@@ -68,22 +69,34 @@ def _batch_fragments(session: Session, batch_id: int, source_id: int) -> tuple[l
     return frags, vecs
 
 
+def _source_pairs(session: Session, source_id: int, threshold: float) -> list[MatchedPair]:
+    latest = {b.model_name: b for b in completed_batches_on(session, source_id)}
+    loaded = {m: _batch_fragments(session, b.id, source_id) for m, b in latest.items()}
+    out = []
+    for ma, mb in combinations(sorted(loaded), 2):
+        (fa, va), (fb, vb) = loaded[ma], loaded[mb]
+        if not len(fa) or not len(fb):
+            continue
+        for i, j, sim in match_pairs(va @ vb.T, threshold):
+            a, b = fa[i], fb[j]
+            out.append(MatchedPair(source_id, ma, mb, a.id, b.id, a.content, b.content, a.relevance, b.relevance,
+                                   float(a.confidence), float(b.confidence), round(sim, 4)))
+    return out
+
+
 def matched_pairs(*, session: Session, source_ids: list[int] | None = None,
                   threshold: float = AGREEMENT_THRESHOLD) -> list[MatchedPair]:
-    """Matched fragments between the latest completed full batches of every two models on each source."""
+    """Matched fragments between the latest completed full batches of every two models on each source.
+
+    Each source's pairs are matched once per fingerprint of the source (`services.data_version`), so the
+    agreement table and the largest disagreements share one matching, and a change rematches only its source."""
     ids = source_ids if source_ids is not None else list(session.scalars(select(Source.id).order_by(Source.id)))
+    versions = source_versions(session=session)
     out = []
     for sid in ids:
-        latest = {b.model_name: b for b in completed_batches_on(session, sid)}
-        loaded = {m: _batch_fragments(session, b.id, sid) for m, b in latest.items()}
-        for ma, mb in combinations(sorted(loaded), 2):
-            (fa, va), (fb, vb) = loaded[ma], loaded[mb]
-            if not len(fa) or not len(fb):
-                continue
-            for i, j, sim in match_pairs(va @ vb.T, threshold):
-                a, b = fa[i], fb[j]
-                out.append(MatchedPair(sid, ma, mb, a.id, b.id, a.content, b.content, a.relevance, b.relevance,
-                                       float(a.confidence), float(b.confidence), round(sim, 4)))
+        def compute(sid=sid):
+            return _source_pairs(session, sid, threshold)
+        out += per_source("qa", sid, versions[sid], threshold, compute) if sid in versions else compute()
     return out
 
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Integer, and_, any_, bindparam, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from mmos_core.analysis.quality_score import (
@@ -45,6 +46,7 @@ from mmos_core.models import (
 )
 from mmos_core.services.checks import FragmentChecks, checks_for
 from mmos_core.services.comparison import match_pairs
+from mmos_core.services.data_version import per_source, source_versions
 from mmos_core.services.inference_log import evidence_windows, grounding_confidence
 
 
@@ -205,7 +207,8 @@ def _grounding_confidences(session: Session, fragment_ids: list[int]) -> dict[in
         return {}
     rows = session.execute(
         select(AsiInference.fragment_id, AsiInference.confidence)
-        .where(AsiInference.kind == "fragment_grounding", AsiInference.fragment_id.in_(fragment_ids))
+        .where(AsiInference.kind == "fragment_grounding",
+               AsiInference.fragment_id == any_(bindparam("ids", [int(i) for i in fragment_ids], type_=ARRAY(Integer))))
         .order_by(AsiInference.fragment_id, AsiInference.id)
     ).all()
     return {fid: float(conf) for fid, conf in rows}  # later rows overwrite earlier ones
@@ -299,7 +302,7 @@ def tally(
     fragments: list[FragmentFacts], support: dict[int, float], checks: dict[int, FragmentChecks],
     ref: Reference | None, category: str | None, human: tuple[int, float],
 ) -> QualityCounts:
-    """The counts of one batch from what `batch_counts` (or `services.quality_pool`, all batches at once) read:
+    """The counts of one batch from what `batch_counts` (or `_pooled_batches`, a source's batches at once) read:
     its fragments (id order), grounding support and checks by fragment id, the reference, (human n, k)."""
     checked = grounded = 0
     support_n, support_k = 0, 0.0
@@ -483,16 +486,28 @@ def recompute_source(*, session: Session, source_id: int, embed: Embed | None = 
     return out
 
 
-def _pooled_batches(session: Session, source_ids: list[int], category: str | None, embed: Embed | None):
-    """(batch, counts, fragments in scope, scope share, model seconds) of every completed full batch of each
-    source in `source_ids` (that order, batches oldest first): `batch_counts`' counts, but each source's
-    fragments, grounding rows, checks and feedback read with one query each instead of one per batch, and
-    fragment totals and model seconds with one grouped query: the per-batch loop spent most of its time
+@dataclass(frozen=True)
+class PooledBatch:
+    """One completed full batch's share of `model_quality` in a scope: its model and cost (USD), its counts, the
+    fragments in scope, their share of the batch's fragments (1 without a category) and its model seconds."""
+
+    model_name: str
+    cost_usd: Decimal
+    counts: QualityCounts
+    fragments: int
+    share: float
+    seconds: float
+
+
+def _pooled_batches(session: Session, source_id: int, category: str | None, embed: Embed | None) -> list[PooledBatch]:
+    """`PooledBatch` of every completed full batch of one source, oldest first: `batch_counts`' counts, but the
+    source's fragments, grounding rows, checks and feedback read with one query each instead of one per batch,
+    and fragment totals and model seconds with one grouped query: the per-batch loop spent most of its time
     at 100,000 fragments in ~920 small queries with IN lists psycopg had to parse (bench/README.md)."""
-    per_source = [(sid, completed_batches_on(session, sid)) for sid in source_ids]
-    batch_ids = sorted({b.id for _, batches in per_source for b in batches})
-    if not batch_ids:
-        return
+    batches = completed_batches_on(session, source_id)
+    if not batches:
+        return []
+    batch_ids = [b.id for b in batches]
     seconds = dict(session.execute(
         select(ExtractionCall.batch_id, func.coalesce(func.sum(ExtractionCall.duration_ms), 0))
         .where(ExtractionCall.batch_id.in_(batch_ids)).group_by(ExtractionCall.batch_id)
@@ -500,45 +515,58 @@ def _pooled_batches(session: Session, source_ids: list[int], category: str | Non
     totals = dict(session.execute(
         select(Fragment.batch_id, func.count()).where(Fragment.batch_id.in_(batch_ids)).group_by(Fragment.batch_id)
     ).all()) if category else {}
-    for sid, batches in per_source:
-        if not batches:
-            continue
-        where = [Fragment.source_id == sid, Fragment.batch_id.in_([b.id for b in batches])]
-        if category:
-            where.append(Fragment.category == category)
-        facts = fragment_facts(session, *where)
-        batch_of = dict(session.execute(select(Fragment.id, Fragment.batch_id).where(*where)).all())
-        by_batch: dict[int, list] = defaultdict(list)
-        for f in facts:  # id order within each batch, as batch_counts reads them
-            by_batch[batch_of[f.id]].append(f)
-        scope = select(Fragment.id).where(*where)
-        support = {fid: float(conf) for fid, conf in session.execute(  # later rows overwrite earlier ones
-            select(AsiInference.fragment_id, AsiInference.confidence)
-            .where(AsiInference.kind == "fragment_grounding",
-                   AsiInference.fragment_id.in_(scope.where(Fragment.fragment_type != "direct_quote")))
-            .order_by(AsiInference.fragment_id, AsiInference.id)
-        )}
-        missing = [f.id for f in facts if f.fragment_type != "direct_quote" and f.id not in support]
-        if missing and embed is not None:
-            full = list(session.scalars(select(Fragment).where(Fragment.id.in_(missing))))
-            support.update(_compute_grounding(session, full, embed))
-        checks = checks_for(session=session, fragment_ids=[f.id for f in facts])
-        target = UserFeedback.fragment_id.in_(scope)
-        if category is None:
-            target = or_(target, and_(UserFeedback.batch_id.in_([b.id for b in batches]), UserFeedback.fragment_id.is_(None)))
-        feedback: dict[int, list] = defaultdict(list)
-        for fid, bid, ftype, stars in session.execute(
-            select(UserFeedback.fragment_id, UserFeedback.batch_id, UserFeedback.feedback_type, UserFeedback.quality_rating)
-            .where(target).order_by(UserFeedback.id)
-        ):
-            feedback[batch_of[fid] if fid is not None else bid].append((ftype, stars))
-        verified = verified_reference(session, sid)
-        for batch in batches:
-            mine = by_batch.get(batch.id, [])
-            ref = verified if verified is not None else reference_for(session, batch, sid)
-            counts = tally(mine, support, checks, ref, category, _human_sum(mine, feedback.get(batch.id, [])))
-            share = (len(mine) / totals[batch.id] if totals.get(batch.id) else 0.0) if category else 1.0
-            yield batch, counts, len(mine), share, float(seconds.get(batch.id, 0) or 0) / 1000
+    where = [Fragment.source_id == source_id, Fragment.batch_id.in_(batch_ids)]
+    if category:
+        where.append(Fragment.category == category)
+    facts = fragment_facts(session, *where)
+    batch_of = dict(session.execute(select(Fragment.id, Fragment.batch_id).where(*where)).all())
+    by_batch: dict[int, list] = defaultdict(list)
+    for f in facts:  # id order within each batch, as batch_counts reads them
+        by_batch[batch_of[f.id]].append(f)
+    scope = select(Fragment.id).where(*where)
+    support = {fid: float(conf) for fid, conf in session.execute(  # later rows overwrite earlier ones
+        select(AsiInference.fragment_id, AsiInference.confidence)
+        .where(AsiInference.kind == "fragment_grounding",
+               AsiInference.fragment_id.in_(scope.where(Fragment.fragment_type != "direct_quote")))
+        .order_by(AsiInference.fragment_id, AsiInference.id)
+    )}
+    missing = [f.id for f in facts if f.fragment_type != "direct_quote" and f.id not in support]
+    if missing and embed is not None:
+        full = list(session.scalars(select(Fragment).where(Fragment.id.in_(missing))))
+        support.update(_compute_grounding(session, full, embed))
+    checks = checks_for(session=session, fragment_ids=[f.id for f in facts])
+    target = UserFeedback.fragment_id.in_(scope)
+    if category is None:
+        target = or_(target, and_(UserFeedback.batch_id.in_(batch_ids), UserFeedback.fragment_id.is_(None)))
+    feedback: dict[int, list] = defaultdict(list)
+    for fid, bid, ftype, stars in session.execute(
+        select(UserFeedback.fragment_id, UserFeedback.batch_id, UserFeedback.feedback_type, UserFeedback.quality_rating)
+        .where(target).order_by(UserFeedback.id)
+    ):
+        feedback[batch_of[fid] if fid is not None else bid].append((ftype, stars))
+    verified = verified_reference(session, source_id)
+    out = []
+    for batch in batches:
+        mine = by_batch.get(batch.id, [])
+        ref = verified if verified is not None else reference_for(session, batch, source_id)
+        counts = tally(mine, support, checks, ref, category, _human_sum(mine, feedback.get(batch.id, [])))
+        share = (len(mine) / totals[batch.id] if totals.get(batch.id) else 0.0) if category else 1.0
+        out.append(PooledBatch(batch.model_name, Decimal(batch.estimated_cost_usd or 0), counts, len(mine), share,
+                               float(seconds.get(batch.id, 0) or 0) / 1000))
+    return out
+
+
+def pooled_batches(session: Session, source_id: int, category: str | None = None, *,
+                   versions: dict[int, tuple] | None = None) -> list[PooledBatch]:
+    """`_pooled_batches` of one source, remembered under the source's fingerprint (`services.data_version`;
+    `versions`: `source_versions` when the caller has it): after a verdict, a check or a new batch only the
+    sources that changed are scored again."""
+    versions = source_versions(session=session) if versions is None else versions
+    if source_id not in versions:  # created after the fingerprints were taken
+        return _pooled_batches(session, source_id, category, None)
+    return per_source("model_quality", source_id, versions[source_id],
+                      (category, get_settings().quality_baseline_model),
+                      lambda: _pooled_batches(session, source_id, category, None))
 
 
 @dataclass(frozen=True)
@@ -574,22 +602,26 @@ def model_quality(
     embed: Embed | None = None,
 ) -> list[ModelQuality]:
     """Pooled quality per model over completed full batches of the chosen sources (all when no filter),
-    sorted cheapest first (`model_cost_rank`)."""
+    sorted cheapest first (`model_cost_rank`). Each source's batches are scored once per fingerprint of
+    that source (`pooled_batches`), so repeated calls (the page's tabs, the sweet spot) reuse them."""
     q = select(Source.id)
     if source_ids is not None:
         q = q.where(Source.id.in_(source_ids))
     if source_type:
         q = q.where(Source.source_type == source_type)
     pooled: dict[str, list] = {}
-    for batch, counts, n, share, seconds in _pooled_batches(session, list(session.scalars(q)), category, embed):
-        # a category gets the batch's cost and time in proportion to its share of the fragments,
-        # so its cost per fragment is the batch's, not the whole bill over a few fragments
-        acc = pooled.setdefault(batch.model_name, [0, 0, Decimal(0), 0.0, QualityCounts()])
-        acc[0] += 1
-        acc[1] += n
-        acc[2] += Decimal(batch.estimated_cost_usd or 0) * Decimal(str(share))
-        acc[3] += seconds * share
-        acc[4] = acc[4] + counts
+    # without `embed` nothing is computed beyond the stored rows, so a source's share can be remembered
+    versions = source_versions(session=session) if embed is None else {}
+    for sid in list(session.scalars(q)):
+        for b in pooled_batches(session, sid, category, versions=versions) if embed is None else _pooled_batches(session, sid, category, embed):
+            # a category gets the batch's cost and time in proportion to its share of the fragments,
+            # so its cost per fragment is the batch's, not the whole bill over a few fragments
+            acc = pooled.setdefault(b.model_name, [0, 0, Decimal(0), 0.0, QualityCounts()])
+            acc[0] += 1
+            acc[1] += b.fragments
+            acc[2] += b.cost_usd * Decimal(str(b.share))
+            acc[3] += b.seconds * b.share
+            acc[4] = acc[4] + b.counts
     out = [
         ModelQuality(model_name=m, batches=a[0], fragments=a[1], cost_usd=a[2], model_seconds=a[3], score=score(a[4]))
         for m, a in pooled.items()

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from mmos_core.analysis.quality_score import AGREEMENT_THRESHOLD, QualityCounts, QualityScore, human_weight, score
 from mmos_core.models import Fragment, ProcessingBatch, Source
 from mmos_core.services.comparison import match_pairs
+from mmos_core.services.data_version import per_source, source_versions
 from mmos_core.services.extraction_run import latest_answers
 from mmos_core.services.quality import (
     FragmentFacts,
@@ -122,22 +123,65 @@ def _verified(session: Session, source_id: int) -> np.ndarray:
     return np.vstack([f.embedding for f in facts]) if facts else np.zeros((0, 384), np.float32)
 
 
-def _score(kept: list[tuple[int, ChunkAnswer]], references: dict[int, np.ndarray]) -> QualityScore:
-    counts = QualityCounts()
-    per_source: dict[int, list[np.ndarray]] = defaultdict(list)
-    for sid, ans in kept:
-        decided = [g for g in ans.grounded if g is not None]
-        counts = counts + QualityCounts(checked=len(decided), grounded=sum(decided),
-                                        human_n=len(ans.human), human_k=sum(ans.human))
-        per_source[sid].append(ans.vectors)
-    for sid, ref in references.items():
-        if not len(ref):
-            continue
-        mine = np.vstack(per_source[sid]) if per_source[sid] else np.zeros((0, 384), np.float32)
-        pairs = match_pairs(mine @ ref.T if len(mine) else np.zeros((0, 0)), AGREEMENT_THRESHOLD)
-        counts = counts + QualityCounts(batch_fragments=len(mine), batch_matched=len(pairs),
-                                        reference_fragments=len(ref), reference_matched=len(pairs))
-    return score(counts)
+def _kept_counts(ans: ChunkAnswer) -> QualityCounts:
+    decided = [g for g in ans.grounded if g is not None]
+    return QualityCounts(checked=len(decided), grounded=sum(decided), human_n=len(ans.human), human_k=sum(ans.human))
+
+
+def _agreement(vectors: list[np.ndarray], ref: np.ndarray) -> QualityCounts:
+    """Agreement of the kept fragments of one source (`vectors`, chunk order) with its verified ones."""
+    mine = np.vstack(vectors) if vectors else np.zeros((0, 384), np.float32)
+    pairs = match_pairs(mine @ ref.T if len(mine) else np.zeros((0, 0)), AGREEMENT_THRESHOLD)
+    return QualityCounts(batch_fragments=len(mine), batch_matched=len(pairs), reference_fragments=len(ref),
+                         reference_matched=len(pairs))
+
+
+@dataclass(frozen=True)
+class _SourcePoint:
+    """One policy on one source: the cost terms in the order the replay adds them, the kept answers' counts
+    (`_kept_counts`, chunk order), the agreement with the source's verified fragments (None without any),
+    and how many chunks were escalated."""
+
+    costs: tuple[float, ...]
+    kept: tuple[QualityCounts, ...]
+    agreement: QualityCounts | None
+    escalated: int
+
+
+def _replay_source(session: Session, source_id: int, ladder: list[str], thresholds: tuple[float, ...],
+                   cost_metric: str, prices: dict[str, tuple[float, float]]) -> tuple[int, tuple[_SourcePoint, ...]] | None:
+    """Every policy (single models, then cascades by threshold) on one source: (chunks, points), or None when
+    the source lacks a completed full batch of one of the models."""
+    latest = {b.model_name: b for b in completed_batches_on(session, source_id)}
+    if not all(m in latest for m in ladder):
+        return None
+    answers = {m: _answers(session, latest[m], source_id, prices.get(m)) for m in ladder}
+    ref = _verified(session, source_id)
+    chunk_ids = sorted(set.intersection(*(set(a) for a in answers.values())))
+
+    def cost_of(ans: ChunkAnswer) -> float:
+        return ans.cost_usd if cost_metric == "usd" else ans.seconds
+
+    def point(kept: list[ChunkAnswer], costs: list[float], escalated: int) -> _SourcePoint:
+        return _SourcePoint(tuple(costs), tuple(_kept_counts(a) for a in kept),
+                            _agreement([a.vectors for a in kept], ref) if len(ref) else None, escalated)
+
+    points = []
+    for m in ladder:
+        kept = [answers[m][cid] for cid in chunk_ids]
+        points.append(point(kept, [cost_of(a) for a in kept], 0))
+    for x in thresholds:
+        costs, kept, escalated = [], [], 0
+        for cid in chunk_ids:
+            for level, m in enumerate(ladder):
+                ans = answers[m][cid]
+                costs.append(cost_of(ans))
+                if ans.grounded_share >= x or level == len(ladder) - 1:
+                    escalated += int(level > 0)
+                    kept.append(ans)
+                    break
+        points.append(point(kept, costs, escalated))
+    return len(chunk_ids), tuple(points)
 
 
 def replay_cascades(
@@ -152,6 +196,10 @@ def replay_cascades(
     """Replay every single model and every cascade threshold over the sources where all `models` have a
     completed full batch (the latest per model); see the module docstring for the rules.
 
+    Each source's policies are replayed once per fingerprint of the source (`services.data_version`) and
+    then added up in the order of the whole replay (sources by id, chunks by id), so the figures are the same
+    as replaying everything at once.
+
     Raises:
         ValueError: fewer than two models, an unknown cost metric, or no source with batches of every model.
     """
@@ -161,41 +209,50 @@ def replay_cascades(
         raise ValueError("cost_metric must be 'usd' or 'seconds'")
     ladder = sorted(dict.fromkeys(models), key=model_cost_rank)
     prices = prices or {}
+    thresholds = tuple(thresholds)
 
     candidates = source_ids if source_ids is not None else list(session.scalars(select(Source.id).order_by(Source.id)))
-    table: dict[int, dict[str, dict[int, ChunkAnswer]]] = {}
+    versions = source_versions(session=session)
+    params = (tuple(ladder), thresholds, cost_metric, tuple((m, prices.get(m)) for m in ladder))
+    table: dict[int, tuple[int, tuple[_SourcePoint, ...]]] = {}
     for sid in candidates:
-        latest = {b.model_name: b for b in completed_batches_on(session, sid)}
-        if all(m in latest for m in ladder):
-            table[sid] = {m: _answers(session, latest[m], sid, prices.get(m)) for m in ladder}
+        def compute(sid=sid):
+            return _replay_source(session, sid, ladder, thresholds, cost_metric, prices)
+        replayed = per_source("replay", sid, versions[sid], params, compute) if sid in versions else compute()
+        if replayed is not None:
+            table[sid] = replayed
     if not table:
         raise ValueError("No source has a completed batch of every chosen model.")
-    references = {sid: _verified(session, sid) for sid in table}
-    chunks = [(sid, cid) for sid, per_model in table.items() for cid in sorted(set.intersection(*(set(a) for a in per_model.values())))]
+    chunks = sum(n for n, _ in table.values())
 
-    def cost_of(ans: ChunkAnswer) -> float:
-        return ans.cost_usd if cost_metric == "usd" else ans.seconds
+    def total(i: int, *, cascade: bool) -> tuple[float, QualityScore, int]:
+        terms = [c for _, pts in table.values() for c in pts[i].costs]
+        if cascade:  # the cascade loop added cost by cost
+            cost = 0.0
+            for c in terms:
+                cost += c
+        else:
+            cost = sum(terms)
+        counts = QualityCounts()
+        for _, pts in table.values():
+            for kept in pts[i].kept:
+                counts = counts + kept
+        for _, pts in table.values():
+            if pts[i].agreement is not None:
+                counts = counts + pts[i].agreement
+        return cost, score(counts), sum(pts[i].escalated for _, pts in table.values())
 
     points = []
-    for m in ladder:
-        kept = [(sid, table[sid][m][cid]) for sid, cid in chunks]
-        points.append(ReplayPoint(label=m, kind="single", threshold=None, cost=sum(cost_of(a) for _, a in kept),
-                                  quality=_score(kept, references), escalated_share=0.0))
-    for x in thresholds:
-        total, kept, escalated = 0.0, [], 0
-        for sid, cid in chunks:
-            for level, m in enumerate(ladder):
-                ans = table[sid][m][cid]
-                total += cost_of(ans)
-                if ans.grounded_share >= x or level == len(ladder) - 1:
-                    escalated += int(level > 0)
-                    kept.append((sid, ans))
-                    break
+    for i, m in enumerate(ladder):
+        cost, quality, _ = total(i, cascade=False)
+        points.append(ReplayPoint(label=m, kind="single", threshold=None, cost=cost, quality=quality, escalated_share=0.0))
+    for k, x in enumerate(thresholds):
+        cost, quality, escalated = total(len(ladder) + k, cascade=True)
         points.append(ReplayPoint(label=f"cascade, escalate when grounded share < {x:g}", kind="cascade", threshold=x,
-                                  cost=total, quality=_score(kept, references), escalated_share=escalated / len(chunks) if chunks else 0.0))
+                                  cost=cost, quality=quality, escalated_share=escalated / chunks if chunks else 0.0))
     hull = set(upper_hull([(p.cost, p.quality.score or 0.0) for p in points]))
     points = [ReplayPoint(**{**p.__dict__, "on_hull": i in hull}) for i, p in enumerate(points)]
-    return Replay(models=ladder, sources=sorted(table), chunks=len(chunks), cost_metric=cost_metric,
+    return Replay(models=ladder, sources=sorted(table), chunks=chunks, cost_metric=cost_metric,
                   hypothetical_prices=bool(prices), points=points)
 
 

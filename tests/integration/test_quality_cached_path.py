@@ -158,3 +158,223 @@ def test_data_version_is_stable_without_changes_and_moves_with_each_kind_of_chan
     changed()
     _second_source_with_reviews()  # new source, batches and fragments
     changed()
+
+
+def _greedy_over_the_whole_matrix(sim: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
+    """The matching before it sorted only the entries at or above the threshold."""
+    if sim.size == 0:
+        return []
+    pairs, used_a, used_b = [], set(), set()
+    for flat in np.argsort(-sim, axis=None, kind="stable"):
+        i, j = divmod(int(flat), sim.shape[1])
+        s = float(sim[i, j])
+        if s < threshold:
+            break
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            pairs.append((i, j, s))
+    return pairs
+
+
+def test_matching_only_the_entries_above_the_threshold_pairs_as_sorting_the_whole_matrix():
+    from mmos_core.services.comparison import match_pairs
+
+    rng = np.random.default_rng(7)
+    for n, m in ((1, 1), (5, 40), (60, 45), (200, 180)):
+        a = rng.normal(size=(n, 16))
+        b = np.vstack([a[rng.integers(0, n, m // 2)] + rng.normal(scale=0.5, size=(m // 2, 16)), rng.normal(size=(m - m // 2, 16))])
+        a /= np.linalg.norm(a, axis=1, keepdims=True)
+        b /= np.linalg.norm(b, axis=1, keepdims=True)
+        sim = (a @ b.T).astype(np.float32)
+        sim[0, 0] = np.float32(0.7)  # just below 0.7 in float64: compared as `float(s) < threshold` was
+        for threshold in (0.3, 0.7, 0.95):
+            assert match_pairs(sim, threshold) == _greedy_over_the_whole_matrix(sim, threshold), (n, m, threshold)
+    assert match_pairs(np.zeros((0, 0)), 0.7) == []
+
+
+def _straightforward_replay(session, models, source_ids=None, thresholds=(0.25, 0.5, 0.75, 1.0), cost_metric="usd", prices=None):
+    """The replay before each source's policies were remembered: every chunk of every source in one loop."""
+    from mmos_core.analysis.quality_score import AGREEMENT_THRESHOLD, QualityCounts, score
+    from mmos_core.models import Source
+    from mmos_core.services.comparison import match_pairs
+    from mmos_core.services.quality import completed_batches_on, model_cost_rank
+    from mmos_core.services.replay import _answers, _verified, upper_hull
+
+    ladder = sorted(dict.fromkeys(models), key=model_cost_rank)
+    prices = prices or {}
+    ids = source_ids if source_ids is not None else list(session.scalars(select(Source.id).order_by(Source.id)))
+    table = {}
+    for sid in ids:
+        latest = {b.model_name: b for b in completed_batches_on(session, sid)}
+        if all(m in latest for m in ladder):
+            table[sid] = {m: _answers(session, latest[m], sid, prices.get(m)) for m in ladder}
+    references = {sid: _verified(session, sid) for sid in table}
+    chunks = [(sid, cid) for sid, per in table.items() for cid in sorted(set.intersection(*(set(a) for a in per.values())))]
+
+    def cost_of(ans):
+        return ans.cost_usd if cost_metric == "usd" else ans.seconds
+
+    def quality(kept):
+        counts, per_source = QualityCounts(), {}
+        for sid, ans in kept:
+            decided = [g for g in ans.grounded if g is not None]
+            counts = counts + QualityCounts(checked=len(decided), grounded=sum(decided), human_n=len(ans.human),
+                                            human_k=sum(ans.human))
+            per_source.setdefault(sid, []).append(ans.vectors)
+        for sid, ref in references.items():
+            if len(ref):
+                mine = np.vstack(per_source[sid]) if per_source.get(sid) else np.zeros((0, 384), np.float32)
+                n = len(match_pairs(mine @ ref.T if len(mine) else np.zeros((0, 0)), AGREEMENT_THRESHOLD))
+                counts = counts + QualityCounts(batch_fragments=len(mine), batch_matched=n, reference_fragments=len(ref),
+                                                reference_matched=n)
+        return score(counts)
+
+    points = []
+    for m in ladder:
+        kept = [(sid, table[sid][m][cid]) for sid, cid in chunks]
+        points.append((m, sum(cost_of(a) for _, a in kept), quality(kept), 0.0))
+    for x in thresholds:
+        total, kept, escalated = 0.0, [], 0
+        for sid, cid in chunks:
+            for level, m in enumerate(ladder):
+                ans = table[sid][m][cid]
+                total += cost_of(ans)
+                if ans.grounded_share >= x or level == len(ladder) - 1:
+                    escalated += int(level > 0)
+                    kept.append((sid, ans))
+                    break
+        points.append((f"cascade, escalate when grounded share < {x:g}", total, quality(kept), escalated / len(chunks)))
+    hull = set(upper_hull([(c, q.score or 0.0) for _, c, q, _ in points]))
+    return sorted(table), len(chunks), [(*p, i in hull) for i, p in enumerate(points)]
+
+
+def _reports(session, letters: int) -> dict:
+    from mmos_core.services import qa
+    from mmos_core.services.calibration import calibration
+    from mmos_core.services.optimizer import find_sweet_spot
+    from mmos_core.services.quality import model_quality
+    from mmos_core.services.replay import replay_cascades
+
+    def replay(**kw):
+        r = replay_cascades(session=session, **kw)
+        return r.sources, r.chunks, [(p.label, p.cost, p.quality, p.escalated_share, p.on_hull) for p in r.points]
+
+    return {
+        "quality": [model_quality(session=session, **scope) for scope in ({}, {"category": "Emotional"}, {"source_ids": [letters]})],
+        "spot": find_sweet_spot(session=session, quality_threshold=2.0),
+        "replay usd": replay(models=["honest", "inventive"]),
+        "replay seconds": replay(models=["honest", "inventive"], cost_metric="seconds", prices={"inventive": (0.15, 0.6)}),
+        "qa": (qa.cross_batch_agreement(session=session), qa.largest_disagreements(session=session, limit=5)),
+        "calibration": calibration(session=session, min_verdicts=1),
+    }
+
+
+def _changes(letters: int) -> list:
+    """One change of each kind to the Letters source, as (name, function of a session)."""
+    from mmos_core.core.db import session_scope
+    from mmos_core.models import AsiInference, Fragment, FragmentCheck, JudgeVerdict, ProcessingBatch, SourceProcessing, UserFeedback
+    from mmos_core.services.auth import Role, create_user
+    from mmos_core.services.review import edit_fragment, reject, verify
+
+    with session_scope() as s:
+        reviewer = create_user(session=s, username="rita", role=Role.admin, password="correct horse battery")
+
+    def fragment(s, *where):
+        return s.scalar(select(Fragment.id).where(Fragment.source_id == letters, *where).order_by(Fragment.id).limit(1))
+
+    def new_batch(s):
+        b = ProcessingBatch(batch_code="BATCH_R_2", model_provider="local", model_name="inventive", prompt_version="v2",
+                            batch_status="completed", estimated_cost_usd=Decimal("0.01"), completed_at=dt.datetime.now(dt.UTC))
+        s.add(b)
+        s.flush()
+        s.add(SourceProcessing(source_id=letters, batch_id=b.id, processing_status="completed"))
+        s.add(Fragment(source_id=letters, batch_id=b.id, category="Emotional", fragment_type="paraphrase",
+                       content="I cared for dogs.", relevance=6, confidence=0.7, embedding=_unit(1)))
+
+    return [
+        ("verify", lambda s: verify(session=s, user=reviewer, fragment_id=fragment(s, Fragment.verified.is_(False),
+                                                                                   Fragment.rejected.is_(False)))),
+        ("reject", lambda s: reject(session=s, user=reviewer, fragment_id=fragment(s, Fragment.verified.is_(True)),
+                                    reason="misquote")),
+        ("check", lambda s: s.add(FragmentCheck(fragment_id=fragment(s, ~Fragment.id.in_(select(FragmentCheck.fragment_id))),
+                                                rule_version="v1", verbatim="n/a", attribution="n/a", support_baseline=0.9))),
+        ("judge", lambda s: s.add(JudgeVerdict(fragment_id=fragment(s), judge_model="j", rubric_version="r1", status="ok",
+                                               support="no", category_agrees=False))),
+        ("grounding", lambda s: s.add(AsiInference(kind="fragment_grounding", input_text="x", processing_time_ms=1,
+                                                   fragment_id=fragment(s, Fragment.fragment_type == "paraphrase"),
+                                                   flux_position=1, confidence=0.9))),
+        ("batch feedback", lambda s: s.add(UserFeedback(batch_id=s.scalar(select(Fragment.batch_id).where(
+            Fragment.source_id == letters).limit(1)), model_name="honest", feedback_type="dislike"))),
+        ("edit", lambda s: edit_fragment(session=s, user=reviewer, fragment_id=fragment(s, Fragment.category == "Emotional"),
+                                         category="Biographical")),
+        ("new batch", new_batch),
+    ]
+
+
+def test_source_fingerprints_move_only_for_the_source_a_change_touches():
+    from mmos_core.core.db import session_scope
+    from mmos_core.models import Fragment
+    from mmos_core.services.data_version import source_versions
+
+    two_models_on_one_source()
+    letters = _second_source_with_reviews()
+    with session_scope() as s:
+        before = source_versions(session=s)
+    (other,) = set(before) - {letters}
+    for name, change in _changes(letters):
+        with session_scope() as s:
+            change(s)
+        with session_scope() as s:
+            now = source_versions(session=s)
+        assert now[letters] != before[letters], name
+        assert now[other] == before[other], name
+        before = now
+    with session_scope() as s:  # a field changed twice in one transaction, without an edit row
+        f = s.scalar(select(Fragment).where(Fragment.source_id == other).limit(1))
+        f.relevance = 1
+        s.flush()
+        from mmos_core.services.data_version import _source_rows
+
+        first = _source_rows(s)[other]
+        f.relevance = 2
+        s.flush()
+        assert _source_rows(s)[other] != first
+
+
+def test_reports_reuse_unchanged_sources_and_equal_a_fresh_computation_after_each_change():
+    """Each report remembered per source (`services.data_version.per_source`) gives what the straightforward code
+    gives, before and after each kind of change to one source, and what it gives with nothing remembered."""
+    from mmos_core.core.db import session_scope
+    from mmos_core.services import data_version as dv
+
+    two_models_on_one_source()
+    letters = _second_source_with_reviews()
+    dv.clear_memo()
+
+    def check(s, remembered):
+        quality = [[(r.model_name, r.batches, r.fragments, r.cost_usd, r.model_seconds, r.score) for r in rows]
+                   for rows in remembered["quality"]]
+        assert quality == [_straightforward(s, **scope) for scope in ({}, {"category": "Emotional"}, {"source_ids": [letters]})]
+        assert remembered["replay usd"] == _straightforward_replay(s, ["honest", "inventive"])
+        assert remembered["replay seconds"] == _straightforward_replay(s, ["honest", "inventive"], cost_metric="seconds",
+                                                                       prices={"inventive": (0.15, 0.6)})
+        dv.clear_memo()
+        assert _reports(s, letters) == remembered  # nothing remembered: the same figures
+
+    with session_scope() as s:
+        first = _reports(s, letters)
+        assert first["qa"][0] and len(first["replay usd"][0]) == 2
+        assert _reports(s, letters) == first  # remembered
+        check(s, first)
+    previous = first
+    for name, change in _changes(letters):
+        with session_scope() as s:
+            _reports(s, letters)  # every source remembered before the change
+        with session_scope() as s:
+            change(s)
+        with session_scope() as s:
+            after = _reports(s, letters)  # the other source from the memo, Letters recomputed
+            check(s, after)
+        assert after != previous, name
+        previous = after

@@ -157,3 +157,43 @@ def test_coverage_link_keeps_the_scope(two_batches):
     assert at.multiselect(key="coverage_sources").value == [sid]
     at.radio(key="coverage_scope").set_value("Person").run()
     assert "sources" not in at.query_params and "scope" not in at.query_params
+
+
+def test_long_alignments_are_paged_and_aligned_once_per_data_version(two_batches, monkeypatch):
+    """Two batches with 60 more unmatched fragments each: 124 rows drawn 50 a page (the page is in the link);
+    turning a page reuses the alignment, a data change aligns again (bench/README.md, page timings)."""
+    import mmos_core.services.comparison as comparison
+    from mmos_core.core.db import session_scope
+    from mmos_core.models import Fragment
+
+    ids, (a, b) = two_batches
+    with session_scope() as session:
+        first = session.get(Fragment, ids["BATCH_A:" + SAME])
+        for batch, offset in ((a, 20), (b, 100)):
+            for i in range(60):
+                session.add(Fragment(source_id=first.source_id, batch_id=batch, chunk_id=first.chunk_id, category="Biographical",
+                                     fragment_type="paraphrase", content=f"extra {batch}-{i}", relevance=5, confidence=0.5,
+                                     embedding=_vec(offset + i)))
+    calls = []
+    real = comparison.align_batches
+    monkeypatch.setattr(comparison, "align_batches", lambda **kw: calls.append(kw) or real(**kw))
+
+    at = _page()
+    assert not at.exception, at.exception
+    assert "**2** matched pairs · **61** only in A · **61** only in B" in texts(at.markdown)
+    assert len([t for t in texts(at.markdown) if t.startswith("`")]) == 2 * 2 + 48  # 2 matched pairs, 48 single rows
+    assert at.number_input(key="cmp_page").max == 3 and len(calls) == 1
+    at.number_input(key="cmp_page").set_value(3).run()
+    assert not at.exception, at.exception
+    assert at.query_params["pairs_page"] == "3"
+    assert len([t for t in texts(at.markdown) if t.startswith("`")]) == 24  # rows 101-124
+    assert len(calls) == 1  # the alignment came from the cache
+
+    with session_scope() as session:  # a new fragment: the alignment is computed again
+        session.add(Fragment(source_id=first.source_id, batch_id=b, chunk_id=first.chunk_id, category="Biographical",
+                             fragment_type="paraphrase", content="one more", relevance=5, confidence=0.5, embedding=_vec(200)))
+    at.run()
+    assert not at.exception, at.exception
+    assert len(calls) == 2 and "**2** matched pairs · **61** only in A · **62** only in B" in texts(at.markdown)
+    assert _page({"pairs_page": "2"}, "linked").number_input(key="cmp_page").value == 2  # the link reopens the page
+    assert _page({"pairs_page": "9"}, "linked-2").number_input(key="cmp_page").value == 1  # past the end: the first
