@@ -17,7 +17,10 @@ answers one warm-up call (not timed), then all prompts (``concurrency`` in fligh
 Prints per setup: wall seconds, chunks/min, output tok/s and prompt tok/s (tokens from the server's
 ``usage``, over wall time), the speed-up against the baseline, the share of answers that parse, and the
 fragments' agreement with the baseline's: the share of the baseline's quotes that the setup also returned
-(rapidfuzz ratio >= 90) and the reverse. Writes ``bench/results/llm_throughput.json``.
+(rapidfuzz ratio >= 90) and the reverse, and the share of each setup's direct quotes that are verbatim in the
+source (``analysis.fragment_checks.check_verbatim``: exact; near is a misquote), so a change of answers can be told
+from a change of quality. A matrix of the same agreement between every two setups follows the table.
+Writes ``bench/results/llm_throughput.json``.
 
     .venv/bin/python bench/llm_throughput.py                   # 1.5B, 8 chunks, every setup
     .venv/bin/python bench/llm_throughput.py --model qwen2.5-coder-0.5b-instruct --chunks 4 \
@@ -189,6 +192,16 @@ def run_setup(setup: Setup, prompts: list[list[dict[str, str]]], model_file: Pat
             os.killpg(proc.pid, 9)
 
 
+def verbatim_share(answers: list[Answer], source_text: str) -> tuple[float, int]:
+    """(share of direct quotes found word for word in the source (`exact`; `near` is a misquote); number of them)."""
+    from mmos_core.analysis.fragment_checks import check_verbatim
+    from mmos_core.llm.extraction import parse_answer
+
+    quotes = [f.content for a in answers for f in parse_answer(a.content)[1] if f.fragment_type == "direct_quote"]
+    ok = sum(check_verbatim(q, source_text).status == "exact" for q in quotes)
+    return (ok / len(quotes) if quotes else 0.0, len(quotes))
+
+
 def _quotes(answer: Answer) -> list[str] | None:
     from mmos_core.llm.extraction import parse_answer
 
@@ -231,6 +244,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=get_settings().llm_max_output_tokens)
     ap.add_argument("--llama-server", default=None, help="llama-server binary (default: the provisioned one)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "llm_throughput.json")
+    ap.add_argument("--analyse", action="store_true", help="print the table again from <out>.answers.json (no server run)")
     args = ap.parse_args()
     if not args.source.exists():
         sys.exit(f"{args.source} not found: this bench reads ../shared/data")
@@ -244,43 +258,61 @@ def main() -> None:
     log_dir = Path(tempfile.mkdtemp(prefix="mmos-llm-bench-"))
     print(f"{args.model} · {len(prompts)} chunks of {args.source.name} · {args.threads} threads · "
           f"{os.cpu_count()} CPUs · max_tokens {args.max_tokens} · logs {log_dir}", flush=True)
+    answers_file = args.out.with_suffix(".answers.json")
     results: list[Result] = []
-    for setup in setups:
+    if args.analyse:
+        for item in json.loads(answers_file.read_text()):
+            results.append(Result(SETUPS[item["setup"]], item["wall_s"], [Answer(**a) for a in item["answers"]]))
+    for setup in [] if args.analyse else setups:
         res = run_setup(setup, prompts, model_file, args.model, args, log_dir)
         results.append(res)
         print(f"  {setup.name}: {res.wall_s:.1f} s", flush=True)
+        answers_file.parent.mkdir(parents=True, exist_ok=True)  # kept as they come: the analysis can be rerun
+        answers_file.write_text(json.dumps([{"setup": r.setup.name, "wall_s": r.wall_s,
+                                             "answers": [vars(a) for a in r.answers]} for r in results]))
 
     base = results[0]
     rows = []
     print("\n| setup | slots | spec | in flight | wall s | chunks/min | output tok/s | prompt tok/s | speed-up | parsed | "
-          "draft accepted | agreement (base→setup / setup→base) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "fragments | draft accepted | agreement (base→setup / setup→base) | verbatim quotes |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    source_text = args.source.read_text(encoding="utf-8")
     for res in results:
         a = res.answers
         out_tok, in_tok = sum(x.completion_tokens for x in a), sum(x.prompt_tokens for x in a)
         parsed = sum(_quotes(x) is not None for x in a)
+        fragments = sum(len(_quotes(x) or []) for x in a)
         drafts, accepted = sum(x.draft_n for x in a), sum(x.draft_accepted for x in a)
         agree = agreement(base.answers, a)
+        verbatim, n_quotes = verbatim_share(a, source_text)
         row = {
             "setup": res.setup.name, "server": res.setup.server, "slots": res.setup.slots, "spec": res.setup.spec,
             "concurrency": res.setup.concurrency, "wall_s": round(res.wall_s, 1),
             "chunks_per_min": round(60 * len(a) / res.wall_s, 2), "output_tok_s": round(out_tok / res.wall_s, 1),
             "prompt_tok_s": round(in_tok / res.wall_s, 1), "speedup": round(base.wall_s / res.wall_s, 2),
-            "parsed": f"{parsed}/{len(a)}", "errors": [x.error for x in a if x.error],
+            "parsed": f"{parsed}/{len(a)}", "fragments": fragments, "errors": [x.error for x in a if x.error],
             "draft_acceptance": round(accepted / drafts, 2) if drafts else None,
             "agreement_base_in_setup": round(agree[0], 2), "agreement_setup_in_base": round(agree[1], 2),
-            "output_tokens": out_tok, "prompt_tokens": in_tok,
+            "output_tokens": out_tok, "prompt_tokens": in_tok, "direct_quotes": n_quotes,
+            "verbatim_share": round(verbatim, 2),
         }
         rows.append(row)
         print(f"| {row['setup']} | {row['slots']} | {'ngram-simple' if row['spec'] else '—'} | {row['concurrency']} | "
               f"{row['wall_s']} | {row['chunks_per_min']} | {row['output_tok_s']} | {row['prompt_tok_s']} | "
-              f"{row['speedup']}× | {row['parsed']} | {row['draft_acceptance'] if drafts else '—'} | "
-              f"{row['agreement_base_in_setup']:.2f} / {row['agreement_setup_in_base']:.2f} |")
+              f"{row['speedup']}× | {row['parsed']} | {fragments} | {row['draft_acceptance'] if drafts else '—'} | "
+              f"{row['agreement_base_in_setup']:.2f} / {row['agreement_setup_in_base']:.2f} | "
+              f"{row['verbatim_share']:.2f} of {n_quotes} |")
+    names = [r.setup.name for r in results]
+    matrix = {a.setup.name: {b.setup.name: round(agreement(a.answers, b.answers)[0], 2) for b in results} for a in results}
+    print("\nagreement: share of the row setup's quotes also returned by the column setup")
+    print("| | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
+    for n in names:
+        print(f"| {n} | " + " | ".join(f"{matrix[n][m]:.2f}" for m in names) + " |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "model": args.model, "source": args.source.name, "chunks": len(prompts), "threads": args.threads,
         "ctx_per_slot": args.ctx, "max_tokens": args.max_tokens, "cpus": os.cpu_count(), "machine": platform.platform(),
-        "processor": platform.processor(), "llama_server": args.llama_server, "rows": rows,
+        "processor": platform.processor(), "llama_server": args.llama_server, "rows": rows, "agreement": matrix,
     }, indent=2))
     shutil.rmtree(log_dir, ignore_errors=True) if all(not r["errors"] for r in rows) else None
     print(f"\nwrote {args.out}")

@@ -9,18 +9,27 @@ When the data did change, most of it is usually unchanged: a verdict, a check or
 source. `source_versions` fingerprints every source (computed once per `data_version`), and the services
 keep each source's share of a report in `per_source` under that source's fingerprint, so the first render
 after a change recomputes only the sources that moved and adds up the rest (docs/quality.md, "Reports at scale").
+Each share is also kept in Redis under a hash of (report, source, parameters, fingerprint), so a restarted
+or second UI process starts from the shares already computed instead of reading every source again.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import logging
+import pickle
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import TypeVar
 
+from redis.exceptions import RedisError
 from sqlalchemy import func, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
+from mmos_core.core.redis import get_redis
 from mmos_core.models import (
     AsiInference,
     ExtractionCall,
@@ -38,6 +47,13 @@ from mmos_core.models import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+#: Part of every Redis key of `per_source`: raise it when a report's per-source value changes shape or meaning,
+#: so values pickled by older code are never read back (they also expire after `SHARED_TTL_S`).
+SHARED_FORMAT = 1
+SHARED_TTL_S = 24 * 3600
+_SHARED_PREFIX = "mmos:report-share"
 
 
 def data_version(*, session: Session) -> tuple:
@@ -154,29 +170,77 @@ _memo: OrderedDict[tuple, tuple[tuple, object]] = OrderedDict()
 MEMO_SLOTS = 4096
 
 
+@functools.cache
+def _code_version() -> str:
+    """A hash of the code that computes the shares (services/ and analysis/ sources): values pickled by other
+    code are never read back, even when `SHARED_FORMAT` was not raised."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted([*root.joinpath("services").rglob("*.py"), *root.joinpath("analysis").rglob("*.py")]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _shared_key(slot: tuple, version: tuple) -> str:
+    digest = hashlib.sha256(repr((SHARED_FORMAT, _code_version(), slot, version)).encode()).hexdigest()
+    return f"{_SHARED_PREFIX}:{slot[0]}:{digest}"
+
+
+def _shared_get(key: str) -> tuple[bool, object]:
+    try:
+        raw = get_redis().get(key)
+        return (True, pickle.loads(raw)) if raw is not None else (False, None)  # noqa: S301 - our own Redis, our own values
+    except (RedisError, pickle.UnpicklingError, AttributeError, ImportError, EOFError, TypeError) as exc:
+        log.debug("report share %s not read from Redis: %s", key, exc)
+        return False, None
+
+
+def _shared_put(key: str, value: object) -> None:
+    try:
+        get_redis().set(key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), ex=SHARED_TTL_S)
+    except (RedisError, pickle.PicklingError, TypeError, AttributeError) as exc:
+        log.debug("report share %s not written to Redis: %s", key, exc)
+
+
 def per_source(report: str, source_id: int, version: tuple, params: Hashable, compute: Callable[[], T]) -> T:
-    """`compute()` for one source, remembered in this process under (report, source, params) for the source's
-    fingerprint `version` (`source_versions`): a later call with the same fingerprint returns the same
-    object, so callers must treat it as read-only. A newer fingerprint replaces the slot's value."""
+    """`compute()` for one source, remembered under (report, source, params) for the source's fingerprint
+    `version` (`source_versions`): first in this process (a later call with the same fingerprint returns the
+    same object, so callers must treat it as read-only; a newer fingerprint replaces the slot's value), then
+    in Redis for `SHARED_TTL_S` (pickled; keyed by a hash that includes the fingerprint, `SHARED_FORMAT` and a
+    hash of the code that computes it), so another process or a restarted one reads it instead of computing it. Redis being
+    unreachable only costs the computation."""
     slot = (report, source_id, params)
     with _memo_lock:
         hit = _memo.get(slot)
         if hit is not None and hit[0] == version:
             _memo.move_to_end(slot)
             return hit[1]  # type: ignore[return-value]
-    value = compute()
+    key = _shared_key(slot, version)
+    found, value = _shared_get(key)
+    if not found:
+        value = compute()
+        _shared_put(key, value)
     with _memo_lock:
         _memo[slot] = (version, value)
         _memo.move_to_end(slot)
         while len(_memo) > MEMO_SLOTS:
             _memo.popitem(last=False)
-    return value
+    return value  # type: ignore[return-value]
 
 
-def clear_memo() -> None:
-    """Forget every remembered per-source result and fingerprint (tests comparing old and new code)."""
+def clear_memo(*, shared: bool = True) -> None:
+    """Forget every remembered per-source result and fingerprint in this process and, with `shared`, the
+    shares kept in Redis (tests comparing old and new code; `shared=False` stands for a restarted process)."""
     global _versions
     with _memo_lock:
         _memo.clear()
     with _versions_lock:
         _versions = None
+    if shared:
+        try:
+            redis = get_redis()
+            keys = list(redis.scan_iter(f"{_SHARED_PREFIX}:*", count=1000))
+            if keys:
+                redis.delete(*keys)
+        except RedisError as exc:
+            log.debug("report shares not cleared from Redis: %s", exc)

@@ -378,3 +378,32 @@ def test_reports_reuse_unchanged_sources_and_equal_a_fresh_computation_after_eac
             check(s, after)
         assert after != previous, name
         previous = after
+
+
+def test_a_restarted_process_reads_each_sources_share_from_redis_instead_of_recomputing_it(monkeypatch):
+    """After a restart (the process's memo empty) the reports come from the shares kept in Redis: the same
+    figures, and no source is scored again; a changed source is, and only that one."""
+    from mmos_core.core.db import session_scope
+    from mmos_core.services import data_version as dv
+    from mmos_core.services import quality
+
+    two_models_on_one_source()
+    letters = _second_source_with_reviews()
+    dv.clear_memo()
+    with session_scope() as s:
+        first = _reports(s, letters)
+    dv.clear_memo(shared=False)  # a new UI process: nothing in memory, Redis as it was
+    scored: list[int] = []
+    real = quality._pooled_batches
+    monkeypatch.setattr(quality, "_pooled_batches", lambda session, sid, *a, **k: scored.append(sid) or real(session, sid, *a, **k))
+    with session_scope() as s:
+        assert _reports(s, letters) == first
+    assert scored == []
+    name, change = _changes(letters)[0]
+    with session_scope() as s:
+        change(s)
+    dv.clear_memo(shared=False)
+    with session_scope() as s:
+        after = _reports(s, letters)
+    assert after != first, name
+    assert set(scored) == {letters}
