@@ -127,6 +127,10 @@ def fake_llm(httpserver, monkeypatch) -> Iterator[dict]:
     monkeypatch.setenv("MMOS_LLM_PORT", str(httpserver.port))
     monkeypatch.setenv("MMOS_LLM_HOST", "127.0.0.1")
     monkeypatch.setenv("MMOS_LLM_MAX_RETRIES", "3")
+    # pytest-httpserver answers one request at a time, like a one-slot server: local batches keep one call
+    # in flight, so scripted answers ("the first call is malformed") meet the chunks in order. Tests of
+    # concurrency set MMOS_LLM_SLOTS / MMOS_LLM_CONCURRENCY themselves (test_concurrent_extraction.py).
+    monkeypatch.setenv("MMOS_LLM_SLOTS", "1")
     monkeypatch.setenv("OPENAI_API_BASE", f"http://127.0.0.1:{httpserver.port}/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
     get_settings.cache_clear()

