@@ -91,8 +91,9 @@ def test_the_request_is_deterministic_schema_constrained_and_blind_to_the_catego
 
     (req,) = fake_llm["requests"]
     assert req["temperature"] == 0.0
-    # the local server's style: json_object + schema (it answers 500 to json_schema)
-    assert req["response_format"] == {"type": "json_object", "schema": JUDGE_SCHEMA}
+    # OpenAI-style structured output, which llama-server compiles to a grammar as cloud providers honour it
+    assert req["response_format"]["type"] == "json_schema"
+    assert req["response_format"]["json_schema"]["schema"] == JUDGE_SCHEMA
     system, user = req["messages"][0]["content"], req["messages"][1]["content"]
     assert "supported" in system and all(c in system for c in CATEGORIES)
     assert FRAGMENT["quote"] in user and FRAGMENT["insight"] in user and "Charles Darwin" in user
