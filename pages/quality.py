@@ -14,7 +14,7 @@ from mmos_core.services import qa
 from mmos_core.services.auth import Permission
 from mmos_core.services.batches import enqueue_batches
 from mmos_core.services.calibration import calibration
-from mmos_core.services.quality import model_quality
+from mmos_core.services.model_quality import model_quality
 from mmos_core.services.replay import replay_cascades, replay_table
 from mmos_core.services.sources import list_sources
 from mmos_core.ui import data_version, keep_in_query, model_names, require, seed_from_query, sidebar_status, transaction

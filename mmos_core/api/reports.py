@@ -10,8 +10,8 @@ from mmos_core.api.auth import DbSession, require
 from mmos_core.api.serialize import to_json
 from mmos_core.services.auth import CurrentUser, Permission
 from mmos_core.services.coverage import category_coverage
+from mmos_core.services.model_quality import model_quality
 from mmos_core.services.optimizer import find_sweet_spot, list_runs
-from mmos_core.services.quality import model_quality
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -26,7 +26,7 @@ def quality(
     source_type: str | None = None,
     category: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Pooled quality per model over completed batches, cheapest first (`services.quality.model_quality`):
+    """Pooled quality per model over completed batches, cheapest first (`services.model_quality.model_quality`):
     the 0-10 score with its 95 % interval and components (docs/quality.md), fragments, cost in USD and model
     seconds, per fragment too. Grounding not yet computed is not computed here (no embedder call)."""
     rows = model_quality(session=session, source_ids=source_id, source_type=source_type, category=category)

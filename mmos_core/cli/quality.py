@@ -51,7 +51,7 @@ def report(
 ) -> None:
     """Per-model quality pooled over completed batches: score with 95% interval and its components."""
     from mmos_core.core import db
-    from mmos_core.services.quality import model_quality
+    from mmos_core.services.model_quality import model_quality
 
     with db.session_scope() as session:
         rows = model_quality(session=session, source_ids=source, source_type=source_type, category=category)

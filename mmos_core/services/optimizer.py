@@ -33,7 +33,8 @@ from mmos_core.core.vectors import Embed
 from mmos_core.llm.catalog import available_models
 from mmos_core.models import Fragment, OptimizationRun, ProcessingBatch, Source, SourceChunk, SourceProcessing
 from mmos_core.services.batches import QueuedJob, queue_extraction
-from mmos_core.services.quality import batch_quality, model_cost_rank, model_quality
+from mmos_core.services.model_quality import model_quality
+from mmos_core.services.quality import batch_quality, model_cost_rank
 
 STRATEGIES = ("progressive", "aggressive", "conservative")
 COST_METRICS = ("usd", "seconds")

@@ -109,7 +109,7 @@ def _straightforward(session, *, source_ids=None, source_type=None, category=Non
 
 def test_optimised_model_quality_returns_the_same_scores_as_the_straightforward_loop():
     from mmos_core.core.db import session_scope
-    from mmos_core.services.quality import model_quality
+    from mmos_core.services.model_quality import model_quality
 
     two_models_on_one_source()
     letters = _second_source_with_reviews()
@@ -252,8 +252,8 @@ def _straightforward_replay(session, models, source_ids=None, thresholds=(0.25, 
 def _reports(session, letters: int) -> dict:
     from mmos_core.services import qa
     from mmos_core.services.calibration import calibration
+    from mmos_core.services.model_quality import model_quality
     from mmos_core.services.optimizer import find_sweet_spot
-    from mmos_core.services.quality import model_quality
     from mmos_core.services.replay import replay_cascades
 
     def replay(**kw):
@@ -385,7 +385,7 @@ def test_a_restarted_process_reads_each_sources_share_from_redis_instead_of_reco
     figures, and no source is scored again; a changed source is, and only that one."""
     from mmos_core.core.db import session_scope
     from mmos_core.services import data_version as dv
-    from mmos_core.services import quality
+    from mmos_core.services import model_quality as quality
 
     two_models_on_one_source()
     letters = _second_source_with_reviews()

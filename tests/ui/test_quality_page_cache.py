@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("clean_db")
 
 
 def test_rerun_with_unchanged_data_reuses_quality_and_a_review_recomputes_it(monkeypatch):
-    import mmos_core.services.quality as quality
+    import mmos_core.services.model_quality as quality
     from mmos_core.core.db import session_scope
     from mmos_core.models import Fragment
 
