@@ -332,7 +332,8 @@ def status() -> None:
         for w in Worker.all(connection=get_redis()):
             job = w.get_current_job_id()
             typer.echo(f"worker {w.name}: {w.get_state()} {('job ' + job) if job else ''} heartbeat {w.last_heartbeat:%H:%M:%S}")
-    from mmos_core.cli.supervise import state_path, status_lines
+    from mmos_core.cli.supervise import status_lines
+    from mmos_core.core.supervision_state import state_path
 
     for line in status_lines(state_path(s.data_dir)):  # what `mmos up` supervises, with restart counts
         typer.echo(line)
@@ -356,7 +357,8 @@ def up(
     `mmos status`. Ctrl-C / SIGTERM stops them all (the embedded services stay up for the next run;
     `mmos services stop` stops them). An LLM server already answering on the port is used, not supervised.
     """
-    from mmos_core.cli.supervise import Supervisor, state_path
+    from mmos_core.cli.supervise import Supervisor
+    from mmos_core.core.supervision_state import state_path
 
     s = get_settings()
     services_start()

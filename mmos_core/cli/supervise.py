@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmos_core.core.supervision_state import read_state, state_path
+from mmos_core.core.supervision_state import read_state
 
-__all__ = ["Child", "Supervisor", "read_state", "state_path", "status_lines"]
+__all__ = ["Child", "Supervisor", "status_lines"]
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 import socket
 from collections.abc import Iterable
 
@@ -16,6 +15,7 @@ from redis import Redis
 from rq.job import Job, JobStatus
 
 from mmos_core.core.redis import get_redis
+from mmos_core.core.supervision_state import pid_alive
 from mmos_core.jobs.enqueue import fetch_job
 
 
@@ -30,23 +30,11 @@ def worker_alive(job: Job, connection: Redis, heartbeat_grace_s: float = 120) ->
     for w in Worker.all(connection=connection):
         if w.name != name:
             continue
-        if w.hostname == socket.gethostname() and w.pid and not _pid_exists(w.pid):
+        if w.hostname == socket.gethostname() and w.pid and not pid_alive(w.pid):
             return False
         beat = w.last_heartbeat
         return beat is None or (dt.datetime.now(dt.UTC) - beat.replace(tzinfo=dt.UTC)).total_seconds() < heartbeat_grace_s
     return False
-
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 
 
 def job_statuses(job_ids: Iterable[str], connection: Redis | None = None) -> dict[str, str | None]:

@@ -160,37 +160,29 @@ def _errors(calls: dict[tuple[str, str], int]) -> dict[str, int]:
     return errors
 
 
+def _labelled(family: type, name: str, doc: str, labels: list[str], values: dict) -> Metric:
+    """One metric family with a sample per key of `values` (a label value, or a tuple of them), sorted."""
+    metric = family(name, doc, labels=labels)
+    for key, value in sorted(values.items()):
+        metric.add_metric(list(key) if isinstance(key, tuple) else [key], value)
+    return metric
+
+
 def database_metrics(db: DatabaseFigures) -> Iterator[Metric]:
     """The PostgreSQL series of the module docstring, from figures already read."""
-    g = GaugeMetricFamily("mmos_batches", "Processing batches per model and status.", labels=["model", "status"])
-    for (model, status), n in sorted(db.batches.items()):
-        g.add_metric([model, status], n)
-    yield g
-    g = GaugeMetricFamily("mmos_fragments", "Published fragments per model of their batch.", labels=["model"])
-    for model, n in sorted(db.fragments.items()):
-        g.add_metric([model], n)
-    yield g
-    c = CounterMetricFamily("mmos_llm_calls", "Extraction LLM calls per model and outcome.", labels=["model", "status"])
-    for (model, status), n in sorted(db.calls.items()):
-        c.add_metric([model, status], n)
-    yield c
-    c = CounterMetricFamily("mmos_llm_call_errors", "Extraction LLM calls that did not return a valid answer.", labels=["model"])
-    for model, n in sorted(_errors(db.calls).items()):
-        c.add_metric([model], n)
-    yield c
+    yield _labelled(GaugeMetricFamily, "mmos_batches", "Processing batches per model and status.", ["model", "status"], db.batches)
+    yield _labelled(GaugeMetricFamily, "mmos_fragments", "Published fragments per model of their batch.", ["model"], db.fragments)
+    yield _labelled(CounterMetricFamily, "mmos_llm_calls", "Extraction LLM calls per model and outcome.", ["model", "status"], db.calls)
+    yield _labelled(CounterMetricFamily, "mmos_llm_call_errors", "Extraction LLM calls that did not return a valid answer.",
+                    ["model"], _errors(db.calls))
     h = HistogramMetricFamily("mmos_llm_call_duration_seconds", "Duration of extraction LLM calls.", labels=["model"])
     bounds = [floatToGoString(b) for b in DURATION_BUCKETS_S] + ["+Inf"]  # "1.0", as client libraries write `le`
     for model, counts in sorted(db.duration_buckets.items()):
         h.add_metric([model], list(zip(bounds, counts)), sum_value=db.duration_sum_s[model])
     yield h
-    c = CounterMetricFamily("mmos_llm_tokens", "Tokens of extraction LLM calls (providers' usage).", labels=["model", "direction"])
-    for (model, direction), n in sorted(db.tokens.items()):
-        c.add_metric([model, direction], n)
-    yield c
-    c = CounterMetricFamily("mmos_llm_cost_usd", "USD recorded on extraction LLM calls.", labels=["model"])
-    for model, usd in sorted(db.cost_usd.items()):
-        c.add_metric([model], usd)
-    yield c
+    yield _labelled(CounterMetricFamily, "mmos_llm_tokens", "Tokens of extraction LLM calls (providers' usage).",
+                    ["model", "direction"], db.tokens)
+    yield _labelled(CounterMetricFamily, "mmos_llm_cost_usd", "USD recorded on extraction LLM calls.", ["model"], db.cost_usd)
     yield GaugeMetricFamily("mmos_budget_spent_today_usd", "USD recorded on LLM calls today (UTC).", value=db.spent_today_usd)
     yield GaugeMetricFamily("mmos_budget_held_today_usd", "USD held by open budget reservations today (UTC).", value=db.held_today_usd)
     if db.daily_limit_usd is not None:

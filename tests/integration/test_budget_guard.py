@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from decimal import Decimal
 
 import pytest
 from fakes import chat_completion, quote_answer
+from process_support import run_batches_at_once
 from sqlalchemy import func, select
 
 from mmos_core.core.db import session_scope
@@ -89,19 +89,7 @@ def test_eight_concurrent_jobs_never_spend_past_the_daily_cap(fake_llm, embedder
             jobs = queue_extraction(session=s, source_id=sid, model_names=["gpt-4o-mini"])
         batch_ids.append(jobs[0].batch_id)
 
-    errors: dict[int, str] = {}
-
-    def run(batch_id: int) -> None:
-        try:
-            run_extraction(batch_id)
-        except Exception as exc:  # what RQ would record
-            errors[batch_id] = f"{type(exc).__name__}: {exc}"
-
-    threads = [threading.Thread(target=run, args=(b,)) for b in batch_ids]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
+    errors = run_batches_at_once(batch_ids)
 
     with session_scope() as s:
         spent = Decimal(s.scalar(select(func.coalesce(func.sum(ExtractionCall.cost_usd), 0))))

@@ -20,7 +20,7 @@ from decimal import Decimal
 
 import pytest
 from fakes import chat_completion, quote_answer
-from process_support import kill_worker
+from process_support import kill_worker, run_batches_at_once
 from pytest_httpserver import HTTPServer
 from sqlalchemy import func, select
 from werkzeug import Response
@@ -144,26 +144,6 @@ def _cap(daily: str) -> None:
         set_budget(session=s, user=MANAGER, daily_limit_usd=daily, per_fragment_limit_usd=None)
 
 
-def _run_all(batch_ids: list[int]) -> dict[int, str]:
-    """Run each batch's job function in its own thread, all at once (as many workers would); errors by batch."""
-    errors: dict[int, str] = {}
-    start = threading.Barrier(len(batch_ids))
-
-    def run(batch_id: int) -> None:
-        start.wait()
-        try:
-            run_extraction(batch_id)
-        except Exception as exc:  # what RQ would record
-            errors[batch_id] = f"{type(exc).__name__}: {exc}"
-
-    threads = [threading.Thread(target=run, args=(b,)) for b in batch_ids]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    return errors
-
-
 def _answers_per_chunk(batch_id: int) -> Counter[int]:
     with session_scope() as s:
         return Counter(s.scalars(select(ExtractionCall.chunk_id).where(
@@ -202,7 +182,7 @@ def test_two_batches_on_one_local_server_interleave(provider, embedder_or_skip, 
     provider.latency = 0.15
     source_id = _source(5, "l")
     small, large = _batch(source_id, SMALL), _batch(source_id, LARGE)
-    assert _run_all([small, large]) == {}
+    assert run_batches_at_once([small, large]) == {}
 
     served = sorted(provider.log, key=lambda e: e["start"])
     t0 = served[0]["start"]
@@ -227,7 +207,7 @@ def test_eight_jobs_with_n_calls_each_never_spend_past_the_daily_cap(provider, e
     _cap(str(cap))
     provider.latency = 0.3
     batch_ids = [_batch(_source(6, f"b{i}"), CLOUD) for i in range(8)]
-    errors = _run_all(batch_ids)
+    errors = run_batches_at_once(batch_ids)
 
     with session_scope() as s:
         spent = Decimal(s.scalar(select(func.coalesce(func.sum(ExtractionCall.cost_usd), 0))))
@@ -372,7 +352,7 @@ def test_rpm_limit_paces_concurrent_batches(provider, embedder_or_skip, monkeypa
     monkeypatch.setattr(rate_limits, "WINDOW_S", 2)
     _env(monkeypatch, MMOS_LLM_CONCURRENCY="4", MMOS_LLM_RPM_LIMITS='{"openai": 4}')
     batch_ids = [_batch(_source(4, f"p{i}"), CLOUD) for i in range(2)]
-    assert _run_all(batch_ids) == {}
+    assert run_batches_at_once(batch_ids) == {}
     starts = sorted(e["start"] for e in provider.log)
     assert len(starts) == 8
     most = max(sum(1 for t in starts if s <= t < s + 2) for s in starts)

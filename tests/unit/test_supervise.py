@@ -14,8 +14,8 @@ import threading
 import time
 import urllib.request
 
-from mmos_core.cli.supervise import Child, Supervisor, read_state, state_path, status_lines
-from mmos_core.core.supervision_state import child_summaries
+from mmos_core.cli.supervise import Child, Supervisor, status_lines
+from mmos_core.core.supervision_state import child_summaries, read_state, state_path
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 
