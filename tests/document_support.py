@@ -75,24 +75,27 @@ def word_file() -> bytes:
     return buf.getvalue()
 
 
-def epub_book() -> bytes:
-    """A two-chapter EPUB written by EbookLib (an independent writer)."""
+BEAGLE_CHAPTERS = [("St. Jago", "<p>The Beagle sailed from Plymouth.</p>"), ("Rio", "<p>The day has passed delightfully.</p>")]
+
+
+def epub_book(chapters: list[tuple[str, str]] = BEAGLE_CHAPTERS, *, author: str | None = None) -> bytes:
+    """An EPUB written by EbookLib (an independent writer): one "Chapter n. name" XHTML file per (name, body HTML)."""
     book = epub.EpubBook()
     book.set_identifier("mmos-intake-1")
     book.set_title("The Voyage of the Beagle")
     book.set_language("en")
-    chapters = []
-    for n, (name, body) in enumerate(
-        [("St. Jago", "<p>The Beagle sailed from Plymouth.</p>"), ("Rio", "<p>The day has passed delightfully.</p>")], start=1
-    ):
+    if author:
+        book.add_author(author)
+    chapters_out = []
+    for n, (name, body) in enumerate(chapters, start=1):
         ch = epub.EpubHtml(title=name, file_name=f"chap_{n:02}.xhtml", lang="en")
         ch.content = f"<html><body><h1>Chapter {n}. {name}</h1>{body}</body></html>"
         book.add_item(ch)
-        chapters.append(ch)
-    book.toc = tuple(chapters)
+        chapters_out.append(ch)
+    book.toc = tuple(chapters_out)
     book.add_item(epub.EpubNcx())
     book.add_item(epub.EpubNav())
-    book.spine = ["nav", *chapters]
+    book.spine = ["nav", *chapters_out]
     buf = io.BytesIO()
     epub.write_epub(buf, book)
     return buf.getvalue()

@@ -11,11 +11,11 @@ import io
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
+import document_support
 import docx
 import pypdf
 import pytest
 from docx.oxml.ns import qn
-from ebooklib import epub
 from lxml import etree
 from PIL import Image
 from reportlab.lib.pagesizes import A4
@@ -125,30 +125,11 @@ def word_file(tracked: bool = True) -> bytes:
 
 
 def epub_book(extra: dict[str, bytes] | None = None) -> bytes:
-    book = epub.EpubBook()
-    book.set_identifier("mmos-test-1")
-    book.set_title("The Voyage of the Beagle")
-    book.set_language("en")
-    book.add_author("Charles Darwin")
-    chapters = []
-    for n, (name, body) in enumerate(
-        [
-            ("St. Jago", "<p>After having been twice driven back by heavy gales, the Beagle sailed.</p>"),
-            ("Rio de Janeiro", "<h2>The forest</h2><p>The day has passed delightfully.</p><p>A second thought.</p>"),
-        ],
-        start=1,
-    ):
-        ch = epub.EpubHtml(title=name, file_name=f"chap_{n:02}.xhtml", lang="en")
-        ch.content = f"<html><body><h1>Chapter {n}. {name}</h1>{body}</body></html>"
-        book.add_item(ch)
-        chapters.append(ch)
-    book.toc = tuple(chapters)
-    book.add_item(epub.EpubNcx())
-    book.add_item(epub.EpubNav())
-    book.spine = ["nav", *chapters]
-    buf = io.BytesIO()
-    epub.write_epub(buf, book)
-    return with_members(buf.getvalue(), extra or {})
+    chapters = [
+        ("St. Jago", "<p>After having been twice driven back by heavy gales, the Beagle sailed.</p>"),
+        ("Rio de Janeiro", "<h2>The forest</h2><p>The day has passed delightfully.</p><p>A second thought.</p>"),
+    ]
+    return with_members(document_support.epub_book(chapters, author="Charles Darwin"), extra or {})
 
 
 def with_members(data: bytes, members: dict[str, bytes]) -> bytes:
