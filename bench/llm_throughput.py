@@ -150,12 +150,13 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 180) -> Non
 def _call(url: str, alias: str, messages: list[dict[str, str]], setup: Setup, max_tokens: int) -> Answer:
     import httpx
 
-    from mmos_core.llm.extraction import RESPONSE_SCHEMA
+    from mmos_core.llm.catalog import get_model
+    from mmos_core.llm.extraction import RESPONSE_SCHEMA, response_format
 
-    if setup.server == "llama-cpp-python":
+    if setup.server == "llama-cpp-python":  # the old server's own form (it answered 500 to json_schema)
         fmt = {"type": "json_object", "schema": RESPONSE_SCHEMA}
-    else:
-        fmt = {"type": "json_schema", "json_schema": {"name": "fragments", "schema": RESPONSE_SCHEMA, "strict": True}}
+    else:  # exactly what the workers send
+        fmt = response_format(get_model(alias))
     body = {"model": alias, "messages": messages, "temperature": 0, "max_tokens": max_tokens, "response_format": fmt}
     t0 = time.perf_counter()
     try:
