@@ -92,11 +92,14 @@ def test_sign_in_extract_verify_like_dashboard(live_app, fake_llm):
         # verify a fragment and like it
         _open(page, live_app, "Review")
         page.get_by_role("button", name="Verify").first.click()
-        expect(page.get_by_text("verified by ada").first).to_be_visible()
-        page.get_by_text("Details").first.click()
-        page.get_by_role("tab", name="Feedback").first.click()
-        page.get_by_role("button", name="Like").first.click()
-        page.wait_for_timeout(1500)
+        expect(page.get_by_text("verified by ada")).to_have_count(1)
+        # Everything after this happens inside the verified fragment's own card: while Streamlit
+        # reruns, "the first Details toggle" on the page can belong to another card.
+        card = page.get_by_test_id("stVerticalBlock").filter(has_text="verified by ada").last
+        card.get_by_text("Details").first.click()
+        card.get_by_role("tab", name="Feedback").click()
+        card.get_by_role("button", name="Like").first.click()
+        expect(page.get_by_text("Feedback recorded: like")).to_be_visible()
         _shot(page, "4-review")
 
         # the manager's view
