@@ -16,6 +16,7 @@ from mmos_core.services.batches import enqueue_batches
 from mmos_core.services.calibration import calibration
 from mmos_core.services.model_quality import model_quality
 from mmos_core.services.replay import replay_cascades, replay_table
+from mmos_core.services.report_warmup import REPLAY_DEFAULT_METRIC, replay_default_models
 from mmos_core.services.sources import list_sources
 from mmos_core.ui import data_version, keep_in_query, model_names, require, seed_from_query, sidebar_status, transaction
 
@@ -277,11 +278,13 @@ with tab_replay:
     names = sorted({r.model_name for r in rows}) if rows else []
     if "r_models" in st.session_state and not set(st.session_state["r_models"]) <= set(names):
         st.session_state["r_models"] = [m for m in st.session_state["r_models"] if m in names]
-    replay_models = st.multiselect("Models (≥ 2)", names, default=None if "r_models" in st.session_state else names[:3],
+    default_models = replay_default_models(names)  # what the background warm-up computed (services.report_warmup)
+    replay_models = st.multiselect("Models (≥ 2)", names, default=None if "r_models" in st.session_state else default_models,
                                    key="r_models")
-    r_metric = st.radio("Cost", ["seconds", "usd"], horizontal=True, key="r_metric")
-    keep_in_query({"replay": replay_models if replay_models != names[:3] else None,
-                   "replay_cost": r_metric if r_metric != "seconds" else None})
+    r_metric = st.radio("Cost", ["seconds", "usd"], index=["seconds", "usd"].index(REPLAY_DEFAULT_METRIC),
+                        horizontal=True, key="r_metric")
+    keep_in_query({"replay": replay_models if replay_models != default_models else None,
+                   "replay_cost": r_metric if r_metric != REPLAY_DEFAULT_METRIC else None})
     prices = {}
     if r_metric == "usd" and st.toggle("Hypothetical prices (USD per 1M tokens)", key="r_hypo"):
         for m in replay_models:
