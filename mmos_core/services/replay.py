@@ -227,12 +227,8 @@ def replay_cascades(
 
     def total(i: int, *, cascade: bool) -> tuple[float, QualityScore, int]:
         terms = [c for _, pts in table.values() for c in pts[i].costs]
-        if cascade:  # the cascade loop added cost by cost
-            cost = 0.0
-            for c in terms:
-                cost += c
-        else:
-            cost = sum(terms)
+        # the same left-to-right additions either way; a cascade's total starts from 0.0, a single model's from 0
+        cost = sum(terms, 0.0) if cascade else sum(terms)
         counts = QualityCounts()
         for _, pts in table.values():
             for kept in pts[i].kept:
