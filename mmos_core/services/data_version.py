@@ -228,28 +228,19 @@ def per_source(report: str, source_id: int, version: tuple, params: Hashable, co
     return value  # type: ignore[return-value]
 
 
-def _warm_key(version: tuple) -> str:
-    digest = hashlib.sha256(repr((SHARED_FORMAT, _code_version(), version)).encode()).hexdigest()
-    return f"{_SHARED_PREFIX}:warm:{digest}"
+_WARM_SLOT = ("warm",)  # a marker, kept like a share under the data version and the code hash
 
 
 def shares_warmed(version: tuple) -> bool:
     """Whether `mark_shares_warmed` was called for this `data_version` by this code (False when Redis is
     unreachable: warming again is only work)."""
-    try:
-        return bool(get_redis().exists(_warm_key(version)))
-    except RedisError as exc:
-        log.debug("report warm-up mark not read: %s", exc)
-        return False
+    return _shared_get(_shared_key(_WARM_SLOT, version))[0]
 
 
 def mark_shares_warmed(version: tuple) -> None:
     """Remember, for `SHARED_TTL_S`, that every default report's shares are in Redis for this `data_version`
     and this code (`services.report_warmup`); `clear_memo(shared=True)` forgets it with the shares."""
-    try:
-        get_redis().set(_warm_key(version), b"1", ex=SHARED_TTL_S)
-    except RedisError as exc:
-        log.debug("report warm-up mark not written: %s", exc)
+    _shared_put(_shared_key(_WARM_SLOT, version), True)
 
 
 def clear_memo(*, shared: bool = True) -> None:

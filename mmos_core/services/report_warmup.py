@@ -12,7 +12,8 @@ the reports the page opens with, with the page's own defaults, so the page then 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,8 @@ from mmos_core.services.qa import cross_batch_agreement
 from mmos_core.services.replay import replay_cascades
 
 __all__ = ["REPLAY_DEFAULT_METRIC", "REPLAY_DEFAULT_MODELS", "replay_default_models", "warm_quality_reports"]
+
+T = TypeVar("T")
 
 #: How many models the cascade replay starts with (the first names in sorted order), and its cost measure:
 #: the page's defaults, written once here so the warm-up computes the same reports the page asks for.
@@ -49,22 +52,22 @@ def warm_quality_reports(*, session: Session, force: bool = False) -> dict[str, 
     if not force and shares_warmed(version):
         return None
     took: dict[str, float] = {}
-    t0 = time.perf_counter()
-    rows = model_quality(session=session)
-    took["model_quality"] = time.perf_counter() - t0
-    models = replay_default_models({r.model_name for r in rows})
-    if len(models) >= 2:
+
+    def timed(name: str, report: Callable[[], T]) -> T:
         t0 = time.perf_counter()
         try:
-            replay_cascades(session=session, models=models, cost_metric=REPLAY_DEFAULT_METRIC)
+            return report()
+        finally:
+            took[name] = time.perf_counter() - t0
+
+    rows = timed("model_quality", lambda: model_quality(session=session))
+    models = replay_default_models({r.model_name for r in rows})
+    if len(models) >= 2:
+        try:
+            timed("replay", lambda: replay_cascades(session=session, models=models, cost_metric=REPLAY_DEFAULT_METRIC))
         except ValueError:  # no source where every default model has a full batch: the page says so too
             pass
-        took["replay"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    cross_batch_agreement(session=session)
-    took["qa"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    calibration(session=session)
-    took["calibration"] = time.perf_counter() - t0
+    timed("qa", lambda: cross_batch_agreement(session=session))
+    timed("calibration", lambda: calibration(session=session))
     mark_shares_warmed(version)
     return took
