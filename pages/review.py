@@ -444,7 +444,8 @@ render_bulk(user, rows)
 
 for row in rows:
     fid = row.id
-    with st.container(border=True):
+    # The key gives the card a stable CSS class (st-key-fragment_<id>) that browser tests find it by.
+    with st.container(border=True, key=f"fragment_{fid}"):
         sim = f" · similarity {similarity[fid]:.2f}" if fid in similarity else ""
         st.markdown(
             f"`{row.fragment_code}` **{row.category}** · {row.fragment_type} · relevance {row.relevance} · "

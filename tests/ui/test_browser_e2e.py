@@ -15,12 +15,6 @@ TEXT = (
 )
 
 
-
-
-
-
-
-
 @pytest.fixture()
 def live_app(services, clean_db, fake_llm, embedder_or_skip):
     """Streamlit on a free port and one RQ worker, both on the test database and the fake provider."""
@@ -39,6 +33,21 @@ def _open(page, base: str, path: str) -> None:
     """Open a page of the app by its URL path, as a person following the sidebar link would."""
     page.get_by_role("link", name=path).first.click()
     page.wait_for_load_state("networkidle")
+
+
+def _settled(page) -> None:
+    """Wait until Streamlit has finished its rerun (the "Running…" status widget is gone)."""
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden")
+
+
+def _verified_fragment_id() -> int:
+    from sqlalchemy import select
+
+    from mmos_core.core.db import session_scope
+    from mmos_core.models import Fragment
+
+    with session_scope() as session:
+        return session.scalars(select(Fragment.id).where(Fragment.verified)).one()
 
 
 def test_sign_in_extract_verify_like_dashboard(live_app, fake_llm):
@@ -93,11 +102,15 @@ def test_sign_in_extract_verify_like_dashboard(live_app, fake_llm):
         _open(page, live_app, "Review")
         page.get_by_role("button", name="Verify").first.click()
         expect(page.get_by_text("verified by ada")).to_have_count(1)
-        # Everything after this happens inside the verified fragment's own card: while Streamlit
-        # reruns, "the first Details toggle" on the page can belong to another card.
-        card = page.get_by_test_id("stVerticalBlock").filter(has_text="verified by ada").last
-        card.get_by_text("Details").first.click()
-        card.get_by_role("tab", name="Feedback").click()
+        # Everything after this happens inside the verified fragment's own card, found by its key:
+        # while Streamlit reruns, "the first Details toggle" on the page can belong to another card.
+        card = page.locator(f".st-key-fragment_{_verified_fragment_id()}")
+        _settled(page)
+        card.get_by_text("Details", exact=True).first.click()
+        feedback_tab = card.get_by_role("tab", name="Feedback")
+        expect(feedback_tab).to_be_visible()
+        _settled(page)
+        feedback_tab.click()
         card.get_by_role("button", name="Like").first.click()
         expect(page.get_by_text("Feedback recorded: like")).to_be_visible()
         _shot(page, "4-review")
