@@ -25,6 +25,8 @@ Writes ``bench/results/llm_throughput.json``.
     .venv/bin/python bench/llm_throughput.py                   # 1.5B, 8 chunks, every setup
     .venv/bin/python bench/llm_throughput.py --model qwen2.5-coder-0.5b-instruct --chunks 4 \
         --setups baseline,server-np4-spec
+    .venv/bin/python bench/llm_throughput.py --fragments 3 --setups baseline,server-np4-spec \
+        --out bench/results/llm_throughput_3_per_chunk-1993.json   # the same work per chunk
 """
 
 from __future__ import annotations
@@ -147,16 +149,34 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 180) -> Non
     raise RuntimeError("server not ready")
 
 
-def _call(url: str, alias: str, messages: list[dict[str, str]], setup: Setup, max_tokens: int) -> Answer:
+def fixed_count_schema(n: int) -> dict:
+    """The workers' response schema with exactly ``n`` fragments per chunk (minItems = maxItems = n).
+
+    Used by ``--fragments``: every setup then writes the same number of fragments per chunk, so a setup
+    that writes more of them (llama-server returns 3-4 where the old server often stopped after one) is
+    compared on the same amount of work."""
+    import copy
+
+    from mmos_core.llm.extraction import RESPONSE_SCHEMA
+
+    schema = copy.deepcopy(RESPONSE_SCHEMA)
+    schema["properties"]["fragments"].update(minItems=n, maxItems=n)
+    return schema
+
+
+def _call(url: str, alias: str, messages: list[dict[str, str]], setup: Setup, max_tokens: int,
+          schema: dict | None = None) -> Answer:
     import httpx
 
     from mmos_core.llm.catalog import get_model
     from mmos_core.llm.extraction import RESPONSE_SCHEMA, response_format
 
     if setup.server == "llama-cpp-python":  # the old server's own form (it answered 500 to json_schema)
-        fmt = {"type": "json_object", "schema": RESPONSE_SCHEMA}
+        fmt = {"type": "json_object", "schema": schema or RESPONSE_SCHEMA}
     else:  # exactly what the workers send
         fmt = response_format(get_model(alias))
+        if schema is not None:
+            fmt["json_schema"] = {**fmt["json_schema"], "schema": schema}
     body = {"model": alias, "messages": messages, "temperature": 0, "max_tokens": max_tokens, "response_format": fmt}
     t0 = time.perf_counter()
     try:
@@ -183,7 +203,8 @@ def run_setup(setup: Setup, prompts: list[list[dict[str, str]]], model_file: Pat
         _call(url, alias, prompts[-1], setup, 16)  # load + warm caches; not timed
         t0 = time.perf_counter()
         with ThreadPoolExecutor(setup.concurrency) as pool:
-            answers = list(pool.map(lambda m: _call(url, alias, m, setup, args.max_tokens), prompts))
+            schema = fixed_count_schema(args.fragments) if args.fragments else None
+            answers = list(pool.map(lambda m: _call(url, alias, m, setup, args.max_tokens, schema), prompts))
         return Result(setup, time.perf_counter() - t0, answers)
     finally:
         os.killpg(proc.pid, 15)
@@ -245,6 +266,9 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=get_settings().llm_max_output_tokens)
     ap.add_argument("--llama-server", default=None, help="llama-server binary (default: the provisioned one)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "llm_throughput.json")
+    ap.add_argument("--fragments", type=int, default=None,
+                    help="ask every setup for exactly this many fragments per chunk (same work per chunk); "
+                         "default: the workers' schema (1 to 6)")
     ap.add_argument("--analyse", action="store_true", help="print the table again from <out>.answers.json (no server run)")
     args = ap.parse_args()
     if not args.source.exists():
@@ -313,7 +337,8 @@ def main() -> None:
     args.out.write_text(json.dumps({
         "model": args.model, "source": args.source.name, "chunks": len(prompts), "threads": args.threads,
         "ctx_per_slot": args.ctx, "max_tokens": args.max_tokens, "cpus": os.cpu_count(), "machine": platform.platform(),
-        "processor": platform.processor(), "llama_server": args.llama_server, "rows": rows, "agreement": matrix,
+        "processor": platform.processor(), "llama_server": args.llama_server, "fragments_per_chunk": args.fragments,
+        "rows": rows, "agreement": matrix,
     }, indent=2))
     shutil.rmtree(log_dir, ignore_errors=True) if all(not r["errors"] for r in rows) else None
     print(f"\nwrote {args.out}")
