@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from mmos_core.core.db import session_scope
 from mmos_core.services.batches import enqueue_batches
@@ -14,6 +15,18 @@ from mmos_core.services.queue_admin import reconcile
 from mmos_core.services.report_warmup import warm_quality_reports
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _step(name: str, step: Callable[..., T]) -> T | None:
+    """Run one maintenance step in its own transaction; a failure is logged and gives None, so it does not
+    undo or stop the other steps."""
+    try:
+        with session_scope() as session:
+            return step(session=session)
+    except Exception:
+        log.exception("maintenance step %s failed", name)
+        return None
 
 
 def run_maintenance(full: bool = False, stale_after_s: int = 60) -> dict[str, Any]:
@@ -34,22 +47,13 @@ def run_maintenance(full: bool = False, stale_after_s: int = 60) -> dict[str, An
     out["reenqueued"] = [j.rq_job_id for j in todo]
     if todo:
         log.info("re-enqueued %d orphaned job(s): %s", len(todo), ", ".join(out["reenqueued"]))
-    out["warmed_reports"] = None
-    try:
-        with session_scope() as session:
-            out["warmed_reports"] = warm_quality_reports(session=session)
-    except Exception:
-        log.exception("maintenance step report warm-up failed")
+    out["warmed_reports"] = _step("report warm-up", warm_quality_reports)
     if out["warmed_reports"]:
         log.info("quality reports warmed in %.1f s", sum(out["warmed_reports"].values()))
     if not full:
         return out
-    for name, step in (("inference rollup", refresh_performance_summary), ("catalog aggregates", refresh_aggregates)):
-        try:
-            with session_scope() as session:
-                step(session=session)
-        except Exception:
-            log.exception("maintenance step %s failed", name)
+    _step("inference rollup", refresh_performance_summary)
+    _step("catalog aggregates", refresh_aggregates)
     with session_scope() as session:
         out["rescored_sources"] = refresh_stale_quality(session=session)
     if out["rescored_sources"]:
