@@ -15,6 +15,7 @@ from mmos_core.services.auth import Permission
 from mmos_core.services.batches import enqueue_batches
 from mmos_core.services.calibration import calibration
 from mmos_core.services.model_quality import model_quality
+from mmos_core.services.quality import COST_METRICS
 from mmos_core.services.replay import replay_cascades, replay_table
 from mmos_core.services.report_warmup import REPLAY_DEFAULT_METRIC, replay_default_models
 from mmos_core.services.sources import list_sources
@@ -101,6 +102,8 @@ version = data_version()
 
 # A copied link reopens the same view (docs/ARCHITECTURE.md, "Rules"): scope, source type, source, category,
 # the open tab and its choices live in the URL; values the page does not offer are dropped.
+#: The replay's cost measures with its default first, which is where the radio opens.
+REPLAY_METRICS = sorted(COST_METRICS, key=lambda m: m != REPLAY_DEFAULT_METRIC)
 SCOPES = {"all": "All sources", "type": "Source type", "source": "One source"}
 TABS = {"quality": "Quality per model", "sweet-spot": "Sweet spot", "strategies": "Strategies",
         "replay": "Cascade replay", "qa": "Cross-batch QA", "calibration": "Calibration"}
@@ -122,7 +125,7 @@ seed_from_query({
     "r_metric": ("replay_cost", str),
 })
 for _key, _allowed in (("q_type", source_types), ("q_source", list(source_labels)), ("q_category", ["(all)", *CATEGORIES]),
-                       ("q_metric", ["usd", "seconds"]), ("r_metric", ["seconds", "usd"])):
+                       ("q_metric", COST_METRICS), ("r_metric", REPLAY_METRICS)):
     if _key in st.session_state and st.session_state[_key] not in _allowed:
         del st.session_state[_key]
 for _key, _low, _high in (("q_threshold", 0.0, 10.0), ("q_budget", 0.0, 10.0)):
@@ -208,7 +211,7 @@ with tab_spot:
     c1, c2, c3 = st.columns(3)
     threshold = c1.number_input("Quality threshold (0-10)", 0.0, 10.0, float(default_threshold), 0.5, key="q_threshold")
     budget = c2.number_input("Budget per fragment (USD, 0 = none)", 0.0, 10.0, 0.0, 0.001, format="%.4f", key="q_budget")
-    metric = c3.radio("Cheapest by", ["usd", "seconds"], horizontal=True, key="q_metric",
+    metric = c3.radio("Cheapest by", COST_METRICS, horizontal=True, key="q_metric",
                       help="Local models cost $0; 'seconds' ranks them by model time per fragment.")
     keep_in_query({"threshold": threshold if threshold != float(default_threshold) else None,
                    "budget": budget or None, "cheapest": metric if metric != "usd" else None})
@@ -281,8 +284,7 @@ with tab_replay:
     default_models = replay_default_models(names)  # what the background warm-up computed (services.report_warmup)
     replay_models = st.multiselect("Models (≥ 2)", names, default=None if "r_models" in st.session_state else default_models,
                                    key="r_models")
-    r_metric = st.radio("Cost", ["seconds", "usd"], index=["seconds", "usd"].index(REPLAY_DEFAULT_METRIC),
-                        horizontal=True, key="r_metric")
+    r_metric = st.radio("Cost", REPLAY_METRICS, horizontal=True, key="r_metric")
     keep_in_query({"replay": replay_models if replay_models != default_models else None,
                    "replay_cost": r_metric if r_metric != REPLAY_DEFAULT_METRIC else None})
     prices = {}

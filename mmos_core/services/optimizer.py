@@ -34,10 +34,9 @@ from mmos_core.llm.catalog import available_models
 from mmos_core.models import Fragment, OptimizationRun, ProcessingBatch, Source, SourceChunk, SourceProcessing
 from mmos_core.services.batches import QueuedJob, queue_extraction
 from mmos_core.services.model_quality import model_quality
-from mmos_core.services.quality import batch_quality, model_cost_rank
+from mmos_core.services.quality import COST_METRICS, batch_quality, model_cost_rank
 
 STRATEGIES = ("progressive", "aggressive", "conservative")
-COST_METRICS = ("usd", "seconds")
 
 
 def quality_threshold_for(source_type: str | None) -> float:

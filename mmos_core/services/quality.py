@@ -75,6 +75,11 @@ class BatchQuality:
     score: QualityScore
 
 
+#: What "cheapest" can mean for the sweet spot and the cascade replay: dollars, or model seconds (local
+#: models cost $0, so seconds tell them apart).
+COST_METRICS = ("usd", "seconds")
+
+
 def model_cost_rank(name: str) -> tuple[float, float, int]:
     """Sort key, cheapest first: (output price, input price, position among local models by size).
 

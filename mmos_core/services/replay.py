@@ -35,6 +35,7 @@ from mmos_core.services.comparison import match_pairs
 from mmos_core.services.data_version import per_source, source_versions
 from mmos_core.services.extraction_run import latest_answers
 from mmos_core.services.quality import (
+    COST_METRICS,
     FragmentFacts,
     _grounding_confidences,
     completed_batches_on,
@@ -205,7 +206,7 @@ def replay_cascades(
     """
     if len(set(models)) < 2:
         raise ValueError("Choose at least two models to replay a cascade.")
-    if cost_metric not in ("usd", "seconds"):
+    if cost_metric not in COST_METRICS:
         raise ValueError("cost_metric must be 'usd' or 'seconds'")
     ladder = sorted(dict.fromkeys(models), key=model_cost_rank)
     prices = prices or {}
